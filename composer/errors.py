@@ -1,0 +1,112 @@
+"""The one error tree of composer.
+
+Every error a user can meet is a :class:`ComposerError`; its message says what went wrong
+and what to do next. The CLI maps each branch to an exit code and never shows a traceback
+for them.
+
+::
+
+    ComposerError                      exit 1 unless noted
+    ├── StoryboardError                exit 2: the storyboard file is wrong (holds located issues)
+    ├── PlanError                      exit 2: the storyboard cannot be planned on this backend
+    ├── EnvironmentProblem             exit 3: no ffmpeg, no key, unwritable folder, ...
+    ├── GenerationError                a backend could not make a clip
+    │   ├── RetryableError             429, 5xx, network: try again later
+    │   ├── TerminalError              400/401/403/404: retrying will not help
+    │   └── ContentFiltered            the service's safety filter refused the request
+    ├── MediaError                     ffmpeg failed or a file is not the video it should be
+    └── Interrupted                    Ctrl-C: stopped cleanly, exit 130
+
+What lives here: the classes and the exit codes. What does not: formatting for a terminal
+(``cli.py``) or the decision to retry (``jobs/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ComposerError(Exception):
+    """Base of every error composer raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One located problem in an input file."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class StoryboardError(ComposerError):
+    """The storyboard file is malformed; ``issues`` lists every located problem."""
+
+    exit_code = 2
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class PlanError(ComposerError):
+    """The storyboard is valid but cannot be cut into segments the backend can make.
+
+    ``field`` names the storyboard field to change (``scenes[2].duration_s``), so the
+    loader can point at its line.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EnvironmentProblem(ComposerError):
+    """Something outside composer is missing: ffmpeg, a key, a writable folder."""
+
+    exit_code = 3
+
+
+class GenerationError(ComposerError):
+    """A backend failed to produce a clip."""
+
+
+class RetryableError(GenerationError):
+    """A transient failure (rate limit, server error, network); the job runner retries it."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TerminalError(GenerationError):
+    """A failure that retrying will not fix (bad key, unknown model, refused input)."""
+
+
+class ContentFiltered(GenerationError):
+    """The service's safety filter blocked the result; not charged, not retried blindly."""
+
+
+class MediaError(ComposerError):
+    """ffmpeg failed, or a file is not the video it claims to be."""
+
+
+class Interrupted(ComposerError):
+    """The user stopped the run (Ctrl-C); nothing half-written was left behind."""
+
+    exit_code = 130

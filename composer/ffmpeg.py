@@ -1,0 +1,541 @@
+"""Every ffmpeg command composer runs, and the only place that builds or runs one.
+
+What lives here: finding the binary (``COMPOSER_FFMPEG``, else ``ffmpeg`` on PATH, else the
+imageio-ffmpeg wheel's), encoding numpy frames, probing files without ffprobe, counting
+and extracting frames, decode checks, and running a filter graph with progress. Filter
+graphs are built with ffmpeg-python (``compose/graph.py`` decides the numbers, this module
+turns them into ffmpeg's language). What does not: deciding what to compose (``compose/``).
+
+Outputs are always written to a temporary name beside the target and renamed when ffmpeg
+succeeds, so an interrupted run never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import ffmpeg as ffmpeg_graph  # ffmpeg-python, for filter graphs only
+import numpy as np
+
+from composer.compose.graph import Composition
+from composer.errors import EnvironmentProblem, MediaError
+from composer.timecode import AUDIO_RATE, fps_text, parse_fps
+
+#: x264 settings every composer encode shares, so pieces stay compatible.
+X264_PRESET = "veryfast"
+X264_CRF = 20
+AUDIO_BITRATE = "160k"
+
+ProgressFn = Callable[[int], None]
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: ``$COMPOSER_FFMPEG``, then PATH, then the imageio-ffmpeg wheel."""
+    override = os.environ.get("COMPOSER_FFMPEG")
+    if override:
+        if not (Path(override).is_file() and os.access(override, os.X_OK)):
+            raise EnvironmentProblem(
+                f"COMPOSER_FFMPEG={override} is not an executable file; point it at ffmpeg or unset it"
+            )
+        return override
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception as exc:  # the wheel raises RuntimeError or ImportError
+        raise EnvironmentProblem(
+            "no ffmpeg found: install the Python package with `pip install imageio-ffmpeg`, "
+            "put ffmpeg on PATH, or set COMPOSER_FFMPEG"
+        ) from exc
+
+
+def ffmpeg_version() -> str:
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0] if out else "unknown"
+
+
+@contextlib.contextmanager
+def atomic_output(dest: Path, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary path beside ``dest``, renamed onto it if the block succeeds."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=suffix or dest.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _base_args() -> list[str]:
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y"]
+
+
+def x264_args(fps: Fraction, keyframes_s: Sequence[float] = ()) -> list[str]:
+    """Video encoder settings shared by every encode (so pieces can be joined)."""
+    args = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        X264_PRESET,
+        "-crf",
+        str(X264_CRF),
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-colorspace",
+        "bt709",
+        "-color_range",
+        "tv",
+        "-video_track_timescale",
+        str(fps.numerator * 512 // fps.denominator if fps.denominator == 1 else fps.numerator),
+    ]
+    if keyframes_s:
+        args += ["-force_key_frames", ",".join(f"{t:.6f}" for t in keyframes_s)]
+    return args
+
+
+def audio_args() -> list[str]:
+    return ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"]
+
+
+def run(
+    args: list[str],
+    *,
+    total_frames: int | None = None,
+    on_progress: ProgressFn | None = None,
+    what: str = "ffmpeg",
+) -> None:
+    """Run ffmpeg with ``-progress``; raise MediaError with ffmpeg's own words on failure."""
+    cmd = [*args[:1], "-progress", "pipe:1", "-nostats", "-loglevel", "error", *args[1:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    errors: list[str] = []
+    drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
+    drain.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if on_progress and line.startswith("frame="):
+                with contextlib.suppress(ValueError):
+                    on_progress(int(line[6:].strip()))
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        drain.join(timeout=5)
+    if proc.returncode != 0:
+        tail = "".join(errors[-15:]).strip() or f"exit code {proc.returncode}"
+        raise MediaError(f"{what} failed: {tail}")
+    if on_progress and total_frames is not None:
+        on_progress(total_frames)
+
+
+def _temp_beside(dest: Path, suffix: str) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+class FrameWriter:
+    """Encode BGR numpy frames (plus optional float32 stereo audio) into an MP4, atomically.
+
+    Use as a context manager; the file appears under ``dest`` only if the block finished,
+    every frame was written and ffmpeg succeeded.
+    """
+
+    def __init__(
+        self,
+        dest: Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio: np.ndarray | None = None,
+        keyframes_s: Sequence[float] = (),
+    ) -> None:
+        self.dest, self.width, self.height, self.fps = dest, width, height, fps
+        self._audio = audio
+        self._keyframes = keyframes_s
+        self._temps: list[Path] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.frames = 0
+
+    def __enter__(self) -> FrameWriter:
+        self._video_tmp = _temp_beside(self.dest, ".mp4")
+        self._temps.append(self._video_tmp)
+        cmd = [
+            *_base_args(),
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{self.width}x{self.height}",
+            "-framerate",
+            fps_text(self.fps),
+            "-i",
+            "pipe:0",
+        ]
+        if self._audio is not None:
+            audio_file = _temp_beside(self.dest, ".pcm")
+            self._temps.append(audio_file)
+            np.ascontiguousarray(self._audio, dtype="<f4").tofile(audio_file)
+            cmd += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-i", str(audio_file)]
+        cmd += ["-map", "0:v:0", *x264_args(self.fps, self._keyframes)]
+        if self._audio is not None:
+            cmd += ["-map", "1:a:0", *audio_args(), "-shortest"]
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._video_tmp)]
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(
+                f"frame of shape {frame.shape} {frame.dtype}, expected ({self.height}, {self.width}, 3) uint8"
+            )
+        try:
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+        except BrokenPipeError:
+            raise self._error() from None
+        self.frames += 1
+
+    def _error(self) -> MediaError:
+        self._stderr.seek(0)
+        message = self._stderr.read().decode(errors="replace").strip()
+        return MediaError(f"encoding {self.dest.name} failed: {message or 'ffmpeg stopped'}")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            if exc_type is not None:
+                proc.kill()
+                proc.wait()
+                return
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            if proc.wait() != 0:
+                raise self._error()
+            os.replace(self._video_tmp, self.dest)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            self._stderr.close()
+            for path in self._temps:
+                path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffmpeg's input banner says about a file (no ffprobe needed)."""
+
+    duration_s: float | None
+    width: int
+    height: int
+    fps: Fraction | None
+    sar: Fraction
+    rotation: int
+    video_codec: str
+    pix_fmt: str
+    has_audio: bool
+    audio_rate: int | None
+    audio_channels: int | None
+
+
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)(.*)")
+_AUDIO_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+).*?(\d+) Hz, ([^,]+)")
+_SIZE_RE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_SAR_RE = re.compile(r"SAR (\d+):(\d+)")
+_FPS_RE = re.compile(r"(\d+(?:\.\d+)?) (fps|tbr)")
+_ROTATE_RE = re.compile(r"(?:rotate\s*:\s*|rotation of )(-?\d+(?:\.\d+)?)")
+
+
+def probe(path: Path) -> MediaInfo:
+    """Read stream facts from ``ffmpeg -i`` (its banner); MediaError if it is not a video."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    text = proc.stderr
+    video = _VIDEO_RE.search(text)
+    if not video:
+        first = next(
+            (ln for ln in text.splitlines() if str(path) in ln or "Invalid" in ln), text.strip()[-200:]
+        )
+        raise MediaError(f"{path} has no readable video stream ({first.strip()})")
+    rest = video.group(2)
+    size = _SIZE_RE.search(rest)
+    if not size:
+        raise MediaError(f"{path}: cannot read the picture size")
+    sar_match = _SAR_RE.search(rest)
+    sar = (
+        Fraction(int(sar_match.group(1)), int(sar_match.group(2)))
+        if sar_match and int(sar_match.group(2))
+        else Fraction(1)
+    )
+    fps = None
+    for value, kind in _FPS_RE.findall(rest):
+        fps = parse_fps(value)
+        if kind == "fps":
+            break
+    duration = _DURATION_RE.search(text)
+    duration_s = (
+        int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))
+        if duration
+        else None
+    )
+    audio = _AUDIO_RE.search(text)
+    channels = None
+    if audio:
+        layout = audio.group(3).strip()
+        digits = re.match(r"(\d+)", layout)
+        channels = {"mono": 1, "stereo": 2}.get(layout) or (int(digits.group(1)) if digits else None)
+    rotation = _ROTATE_RE.search(text)
+    pix = re.search(r"\b(yuv\w+|yuvj\w+|rgb\w+|bgr\w+|gray\w*|nv12)\b", rest)
+    return MediaInfo(
+        duration_s=duration_s,
+        width=int(size.group(1)),
+        height=int(size.group(2)),
+        fps=fps,
+        sar=sar if sar > 0 else Fraction(1),
+        rotation=round(float(rotation.group(1))) % 360 if rotation else 0,
+        video_codec=video.group(1),
+        pix_fmt=pix.group(1) if pix else "",
+        has_audio=audio is not None,
+        audio_rate=int(audio.group(2)) if audio else None,
+        audio_channels=channels,
+    )
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    frames: int
+    audio_samples: int | None
+    errors: str
+    warnings: str
+
+
+def decode(path: Path) -> DecodeReport:
+    """Decode every stream; count video frames and audio samples, collect decoder complaints."""
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "level+info",
+        "-nostats",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+        "-map",
+        "0:a:0?",
+        "-af",
+        "astats=measure_perchannel=none:measure_overall=Number_of_samples",
+        "-f",
+        "null",
+        "-",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    lines = proc.stderr.splitlines()
+    frames = 0
+    for line in lines:
+        # The final stats line: "[info] [out#0/null @ ...] video:... " is not reliable across
+        # versions; the muxer's frame counter is: "frame=  123 fps=..."
+        match = re.search(r"frame=\s*(\d+)", line)
+        if match:
+            frames = int(match.group(1))
+    samples = re.findall(r"Number of samples: (\d+)", proc.stderr)
+    errors = "\n".join(ln for ln in lines if ln.startswith(("[error]", "[fatal]", "[panic]"))).strip()
+    warnings = "\n".join(ln for ln in lines if ln.startswith("[warning]")).strip()
+    if proc.returncode != 0 and not errors:
+        errors = f"ffmpeg exit code {proc.returncode}"
+    return DecodeReport(
+        frames=frames, audio_samples=int(samples[-1]) if samples else None, errors=errors, warnings=warnings
+    )
+
+
+def extract_frame(path: Path, time_s: Fraction, dest: Path) -> None:
+    """Write the frame shown at ``time_s`` as a PNG (exact: decodes from the start)."""
+    with atomic_output(dest) as tmp:
+        cmd = [
+            *_base_args(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"select=gte(t\\,{float(time_s) - 1e-6:.6f})",
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
+            "-f",
+            "image2",
+            "-c:v",
+            "png",
+            str(tmp),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+        if proc.returncode != 0 or tmp.stat().st_size == 0:
+            raise MediaError(
+                f"cannot extract the frame at {float(time_s):.3f} s of {path}: {proc.stderr.strip()[-300:]}"
+            )
+
+
+def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> None:
+    """Join MP4s that share one encoding by stream copy, with a freshly encoded audio track."""
+    with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
+        listing = Path(work) / "list.txt"
+        listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in parts))
+        cmd = [*_base_args(), "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
+        if audio is not None:
+            raw = Path(work) / "audio.pcm"
+            np.ascontiguousarray(audio, dtype="<f4").tofile(raw)
+            cmd += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-i", str(raw)]
+        cmd += ["-map", "0:v:0", "-c:v", "copy"]
+        if audio is not None:
+            cmd += ["-map", "1:a:0", *audio_args()]
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+        if proc.returncode != 0:
+            raise MediaError(
+                f"joining {len(parts)} clips into {dest.name} failed: {proc.stderr.strip()[-400:]}"
+            )
+
+
+def _rate(fps: Fraction) -> str:
+    return fps_text(fps)
+
+
+def _video_leg(
+    stream: ffmpeg_graph.nodes.FilterableStream, start: int, frames: int, comp: Composition
+) -> ffmpeg_graph.nodes.FilterableStream:
+    # Constant rate first (VFR -> CFR), then pad by repeating the last frame in case a clip is
+    # short, cut to the exact count, square the pixels, fit inside the frame, one time base.
+    return (
+        stream.filter("fps", fps=_rate(comp.fps))
+        .filter("tpad", stop=-1, stop_mode="clone")
+        .trim(start_frame=start, end_frame=start + frames)
+        .setpts("PTS-STARTPTS")
+        .filter("scale", "trunc(iw*sar/2)*2", "ih")
+        .filter("setsar", 1)
+        .filter("scale", comp.width, comp.height, force_original_aspect_ratio="decrease")
+        .filter("pad", comp.width, comp.height, "(ow-iw)/2", "(oh-ih)/2")
+        .filter("setsar", 1)
+        .filter("format", "yuv420p")
+        .filter("settb", f"{comp.fps.denominator}/{comp.fps.numerator}")
+    )
+
+
+def _audio_leg(
+    stream: ffmpeg_graph.nodes.FilterableStream, start: int, samples: int
+) -> ffmpeg_graph.nodes.FilterableStream:
+    # Exactly `samples` samples per leg, so no drift accumulates over the joins.
+    return (
+        stream.filter("aresample", AUDIO_RATE)
+        .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+        .filter("apad")
+        .filter("atrim", start_sample=start, end_sample=start + samples)
+        .filter("asetpts", "N/SR/TB")
+    )
+
+
+def compose_args(comp: Composition, dest: Path) -> list[str]:
+    """The full ffmpeg command for a composition (one process: normalise, join, encode)."""
+    inputs = [ffmpeg_graph.input(str(leg.path)) for leg in comp.legs]
+    videos = [
+        _video_leg(inp.video, leg.start, leg.frames, comp) for inp, leg in zip(inputs, comp.legs, strict=True)
+    ]
+    audios = []
+    if comp.audio:
+        for index, (inp, leg) in enumerate(zip(inputs, comp.legs, strict=True)):
+            source = (
+                inp.audio
+                if leg.has_audio
+                else ffmpeg_graph.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi")
+            )
+            audios.append(_audio_leg(source, comp.start_samples(index), comp.leg_samples(index)))
+    video, audio = videos[0], audios[0] if audios else None
+    for k, join in enumerate(comp.joins):
+        nxt_audio = audios[k + 1] if audios else None
+        if join.fade:
+            # xfade counts frames from the offset it is given; an offset half a frame off
+            # changes the output's length, so give the exact time (to the microsecond).
+            offset = Fraction(join.offset) / comp.fps
+            video = ffmpeg_graph.filter(
+                [video, videos[k + 1]],
+                "xfade",
+                transition="fade",
+                duration=f"{float(Fraction(join.fade) / comp.fps):.6f}",
+                offset=f"{float(offset):.6f}",
+            )
+            if audio is not None and nxt_audio is not None:
+                audio = ffmpeg_graph.filter(
+                    [audio, nxt_audio], "acrossfade", ns=comp.fade_samples(k), c1="tri", c2="tri"
+                )
+        elif audio is not None and nxt_audio is not None:
+            joined = ffmpeg_graph.concat(video, audio, videos[k + 1], nxt_audio, v=1, a=1).node
+            video, audio = joined[0], joined[1]
+        else:
+            video = ffmpeg_graph.concat(video, videos[k + 1], v=1, a=0)
+    streams = [video]
+    out_args: dict[str, object] = {}
+    if audio is not None:
+        audio = audio.filter("apad").filter("atrim", end_sample=comp.samples)
+        streams.append(audio)
+    graph = ffmpeg_graph.output(*streams, str(dest), f="mp4", **out_args)
+    args = graph.compile(cmd=ffmpeg_exe())
+    # Encoder settings are appended before the output file, shared with every other encode.
+    encode = [*x264_args(comp.fps), "-frames:v", str(comp.frames)]
+    if audio is not None:
+        encode += audio_args()
+    encode += ["-movflags", "+faststart"]
+    return [*args[:-1], *encode, args[-1]]
+
+
+def compose(comp: Composition, dest: Path, on_progress: ProgressFn | None = None) -> None:
+    """Render ``comp`` into ``dest`` atomically, reporting output frames done."""
+    with atomic_output(dest) as tmp:
+        args = compose_args(comp, tmp)
+        run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:]],
+            total_frames=comp.frames,
+            on_progress=on_progress,
+            what=f"composing {dest.name}",
+        )

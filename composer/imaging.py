@@ -1,0 +1,93 @@
+"""Still images through OpenCV: read, check, write, and the pixel helpers the local generator uses.
+
+This is the one module outside ``analysis/`` that imports ``cv2``; it handles still pictures
+and numpy frames only. Opening video files is not done here (ffmpeg does that in
+``compose/ffmpeg.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from composer.errors import MediaError
+
+# OpenCV's own threads fight ffmpeg's for the two cores we usually have.
+cv2.setNumThreads(1)
+
+
+def probe_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of a readable image, or MediaError saying why it is not usable."""
+    image = read_image(path)
+    return image.shape[1], image.shape[0]
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to an 8-bit BGR array."""
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    if data is None:
+        raise MediaError(f"image {path} not found")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise MediaError(
+            f"image {path} cannot be decoded; use a PNG, JPEG or WebP file"
+        )
+    if image.shape[0] < 16 or image.shape[1] < 16:
+        raise MediaError(f"image {path} is {image.shape[1]}x{image.shape[0]}; use at least 16x16 pixels")
+    return image
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an image atomically (temporary name, then rename)."""
+    path = Path(path)
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise MediaError(f"cannot encode {path} as PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.tobytes())
+    os.replace(tmp, path)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale and centre-crop ``image`` so it fills exactly width x height."""
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    x0, y0 = (new_w - width) // 2, (new_h - height) // 2
+    return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
+
+
+def warp_similarity(image: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Apply a 2x3 affine ``matrix`` (output -> source mapping) with reflected borders."""
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,138 @@
+"""The plan: outputs -> segments -> chunks, in whole frames. ``plan.json`` is this model.
+
+A plan holds everything a render needs without the storyboard: prompts, seeds, images
+(absolute paths and hashes), sizes, exact frame counts, join kinds and the chunks each
+segment is made of. What does not live here: how the plan is computed (``planner.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from composer.backends.base import Capabilities, Size
+
+PLAN_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Chunk(_Frozen):
+    """One backend call: a fresh generation, or an extension of the previous chunk."""
+
+    index: int
+    kind: Literal["generate", "extend"]
+    duration_s: float = Field(description="Seconds this call adds.")
+    total_s: float = Field(description="Length of the clip after this call.")
+
+
+class SourceImage(_Frozen):
+    path: str
+    sha256: str
+
+
+class Continuation(_Frozen):
+    """This segment starts from a frame of an earlier segment's take."""
+
+    segment: str
+    frame: int
+
+
+class Segment(_Frozen):
+    """About ``segment_s`` of one scene: one take chain, trimmed to ``clip_frames``."""
+
+    id: str = Field(description="Stable name, e.g. 'o1-s2'.")
+    output: int
+    scene_id: str
+    scene_index: int
+    part: int = Field(description="Position of this segment within its scene (0-based).")
+    timeline_start: int = Field(
+        description="Frame where this segment's own time starts, on the whole timeline."
+    )
+    nominal_frames: int = Field(description="Frames this segment owns in its output (between join centres).")
+    lead_frames: int = Field(description="Extra frames before, overlapped by the incoming crossfade.")
+    tail_frames: int = Field(description="Extra frames after, overlapped by the outgoing crossfade.")
+    clip_frames: int = Field(description="Frames used from the take: lead + nominal + tail.")
+    take_offset: int = Field(
+        0, description="Frames skipped at the start of the take (a continued frame shown already)."
+    )
+    prompt: str
+    negative_prompt: str | None = None
+    camera: str | None = None
+    seed: int
+    image: SourceImage | None = None
+    continues: Continuation | None = None
+    generate_size: Size
+    chunks: tuple[Chunk, ...]
+
+
+class Join(_Frozen):
+    kind: Literal["crossfade", "cut"]
+    frames: int = Field(description="Crossfade length in frames (0 for a cut).")
+
+
+class OutputPlan(_Frozen):
+    index: int
+    name: str
+    frames: int
+    timeline_start: int
+    segments: tuple[Segment, ...]
+    joins: tuple[Join, ...] = Field(description="joins[k] sits between segments[k] and segments[k+1].")
+
+
+class OutputSpec(_Frozen):
+    width: int
+    height: int
+    fps: str
+    frames: int
+    crossfade_frames: int
+    audio: bool
+
+
+class GenerationSpec(_Frozen):
+    backend: str
+    model: str
+    model_id: str
+    drift: float
+
+
+class StoryboardRef(_Frozen):
+    path: str
+    sha256: str
+    title: str
+
+
+class Plan(_Frozen):
+    version: int = PLAN_VERSION
+    composer_version: str
+    storyboard: StoryboardRef
+    output: OutputSpec
+    generation: GenerationSpec
+    capabilities: Capabilities
+    timeline_frames: int = Field(
+        description="Frames of the whole storyboard timeline after the remainder rule."
+    )
+    dropped_frames: int = Field(0, description="Frames left out by remainder: drop.")
+    extended_frames: int = Field(0, description="Frames added to the last scene by remainder: extend.")
+    outputs: tuple[OutputPlan, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [s for o in self.outputs for s in o.segments]
+
+    @property
+    def api_calls(self) -> int:
+        return sum(len(s.chunks) for s in self.segments)
+
+    @property
+    def generated_seconds(self) -> float:
+        return sum(c.duration_s for s in self.segments for c in s.chunks)
+
+    @property
+    def estimated_cost_usd(self) -> float:
+        price = self.capabilities.price_per_s.get(self.generation.model_id, 0.0)
+        return round(price * self.generated_seconds, 2)

@@ -1,0 +1,330 @@
+"""The planner (pure): storyboard + backend capabilities -> :class:`Plan`.
+
+1. Scenes are laid on one timeline in whole frames (boundaries rounded cumulatively, so
+   rounding never adds up).
+2. The timeline is cut into outputs of exactly ``length_s * fps`` frames. A remainder is
+   handled by ``output.remainder``: ``extend`` lengthens the last scene, ``drop`` leaves the
+   partial output out, ``error`` refuses.
+3. Each scene's part of an output is cut into segments of about ``segment_s`` (never across
+   scenes, never longer than one backend chain can make).
+4. Joins get centred crossfades (see ``timing.py``); each segment's clip is its share plus
+   handles, so every output is exactly its frame count.
+5. Each segment becomes chunks: a base generation plus extensions, read from capabilities.
+6. A segment that follows another of the same scene starts from the frame where their
+   crossfade begins, so the fade joins matching moments.
+
+No file, network or subprocess is touched here: image hashes come in as arguments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+from composer.backends.base import Capabilities, Size
+from composer.errors import PlanError
+from composer.plan import timing
+from composer.plan.model import (
+    Chunk,
+    Continuation,
+    GenerationSpec,
+    Join,
+    OutputPlan,
+    OutputSpec,
+    Plan,
+    Segment,
+    SourceImage,
+    StoryboardRef,
+)
+from composer.storyboard.model import Storyboard
+from composer.timecode import fps_text, to_frames
+
+
+def _frac(seconds: float) -> Fraction:
+    return Fraction(str(seconds))
+
+
+def plan_chunks(clip_frames: int, fps: Fraction, caps: Capabilities) -> tuple[Chunk, ...]:
+    """The cheapest base + extensions covering ``clip_frames`` (fewest calls on a tie)."""
+    need = Fraction(clip_frames) / fps
+    bases = sorted(_frac(b) for b in caps.base_durations_s)
+    for base in bases:
+        if base >= need:
+            return (Chunk(index=0, kind="generate", duration_s=float(base), total_s=float(base)),)
+    if caps.extension_step_s is None or caps.max_extensions == 0:
+        raise PlanError(
+            f"a {float(need):.2f} s clip is longer than {caps.name} can make "
+            f"({float(bases[-1]):g} s); use a shorter generation.segment_s"
+        )
+    step = _frac(caps.extension_step_s)
+    best: tuple[Fraction, int, Fraction] | None = None
+    for base in sorted(_frac(b) for b in (caps.extendable_base_durations_s or caps.base_durations_s)):
+        count = max(0, math.ceil((need - base) / step))
+        total = base + count * step
+        if count > caps.max_extensions or total > _frac(caps.max_total_s):
+            continue
+        candidate = (total, count, base)
+        if best is None or candidate < best:
+            best = candidate
+    if best is None:
+        raise PlanError(
+            f"a {float(need):.2f} s clip is longer than one {caps.name} chain can make "
+            f"({caps.longest_clip_s:g} s); use a shorter generation.segment_s"
+        )
+    total, count, base = best
+    chunks = [Chunk(index=0, kind="generate", duration_s=float(base), total_s=float(base))]
+    for i in range(1, count + 1):
+        chunks.append(Chunk(index=i, kind="extend", duration_s=float(step), total_s=float(base + i * step)))
+    return tuple(chunks)
+
+
+def choose_size(wanted: Size, caps: Capabilities, extending: bool) -> Size:
+    """The size to generate at: the output's if allowed, else the closest allowed one."""
+    allowed = caps.extension_resolutions if extending and caps.extension_resolutions else caps.resolutions
+    if allowed is None or wanted in allowed:
+        return wanted
+    landscape = wanted[0] >= wanted[1]
+    same_shape = [s for s in allowed if (s[0] >= s[1]) == landscape] or list(allowed)
+    big_enough = sorted(
+        (s for s in same_shape if s[0] >= wanted[0] and s[1] >= wanted[1]), key=lambda s: s[0] * s[1]
+    )
+    if big_enough:
+        return big_enough[0]
+    return max(same_shape, key=lambda s: s[0] * s[1])
+
+
+def _scene_frames(storyboard: Storyboard, fps: Fraction) -> list[int]:
+    boundaries, total = [], Fraction(0)
+    for scene in storyboard.scenes:
+        total += _frac(scene.duration_s)
+        boundaries.append(to_frames(total, fps))
+    return [b - a for a, b in zip([0, *boundaries[:-1]], boundaries, strict=False)]
+
+
+def _check_settings(storyboard: Storyboard, fps: Fraction, length: int, fade: int, target: int) -> None:
+    out = storyboard.output
+    if length < 2:
+        raise PlanError(
+            f"output.length_s {out.length_s:g} s is less than two frames at {fps_text(fps)} fps",
+            "output.length_s",
+        )
+    if fade * 2 > length:
+        raise PlanError(
+            f"crossfade {out.crossfade_s:g} s is longer than half the {out.length_s:g} s output; use a shorter output.crossfade_s",
+            "output.crossfade_s",
+        )
+    if target < 1:
+        raise PlanError(
+            f"generation.segment_s {storyboard.generation.segment_s:g} s is shorter than one frame",
+            "generation.segment_s",
+        )
+    if fade > target:
+        raise PlanError(
+            f"crossfade {out.crossfade_s:g} s is longer than a segment ({storyboard.generation.segment_s:g} s); "
+            "shorten output.crossfade_s or lengthen generation.segment_s",
+            "output.crossfade_s",
+        )
+
+
+def make_plan(
+    storyboard: Storyboard,
+    capabilities: Capabilities,
+    *,
+    storyboard_path: str = "",
+    storyboard_sha256: str = "",
+    image_hashes: dict[str, str] | None = None,
+    composer_version: str = "0",
+) -> Plan:
+    """Plan ``storyboard`` for a backend with ``capabilities``; raises PlanError (with a field)."""
+    out = storyboard.output
+    fps = out.fps
+    length = to_frames(out.length_s, fps)
+    fade = to_frames(out.crossfade_s, fps)
+    target = to_frames(storyboard.generation.segment_s, fps)
+    _check_settings(storyboard, fps, length, fade, target)
+    image_hashes = image_hashes or {}
+    notes: list[str] = []
+
+    scene_frames = _scene_frames(storyboard, fps)
+    for index, (scene, frames) in enumerate(zip(storyboard.scenes, scene_frames, strict=False)):
+        if frames < 1:
+            raise PlanError(
+                f"scene {scene.id!r} lasts {scene.duration_s:g} s, less than one frame at {fps_text(fps)} fps",
+                f"scenes[{index}].duration_s",
+            )
+        if (
+            fade
+            and scene.transition_out == "crossfade"
+            and frames < fade
+            and index < len(storyboard.scenes) - 1
+        ):
+            raise PlanError(
+                f"scene {scene.id!r} ({scene.duration_s:g} s) is shorter than the {out.crossfade_s:g} s crossfade "
+                "out of it; lengthen it, shorten output.crossfade_s, or set transition_out: cut",
+                f"scenes[{index}].duration_s",
+            )
+
+    total = sum(scene_frames)
+    remainder = total % length
+    extended = dropped = 0
+    if remainder:
+        short = f"the scenes last {float(Fraction(total) / fps):g} s, not a whole number of {out.length_s:g} s outputs"
+        if out.remainder == "error":
+            raise PlanError(
+                f"{short}; change scene durations or set output.remainder to extend or drop",
+                "output.remainder",
+            )
+        if out.remainder == "extend":
+            extended = length - remainder
+            scene_frames[-1] += extended
+            notes.append(
+                f"{short}: the last scene was lengthened by {float(Fraction(extended) / fps):g} s to fill the last output"
+            )
+        else:
+            if total < length:
+                raise PlanError(
+                    f"{short} and remainder: drop leaves no output; lengthen the scenes", "output.remainder"
+                )
+            dropped = remainder
+            notes.append(
+                f"{short}: the last {float(Fraction(dropped) / fps):g} s are left out (remainder: drop)"
+            )
+    total = sum(scene_frames) - dropped
+
+    # The longest segment a backend chain can make, leaving room for a full fade of handles.
+    max_clip = math.floor(Fraction(str(capabilities.longest_clip_s)) * fps)
+    max_nominal = max_clip - fade - 1  # room for both handles and a skipped continued frame
+    if max_nominal < 1:
+        raise PlanError(
+            f"{capabilities.name} makes clips of at most {capabilities.longest_clip_s:g} s, too short for a "
+            f"{out.crossfade_s:g} s crossfade; shorten output.crossfade_s",
+            "output.crossfade_s",
+        )
+
+    starts = [0]
+    for frames in scene_frames:
+        starts.append(starts[-1] + frames)
+
+    width, height = out.resolution
+    outputs: list[OutputPlan] = []
+    previous_by_scene: dict[int, tuple[str, int]] = {}  # scene -> (segment id, its clip frames)
+    parts_made: dict[int, int] = {}  # scene -> segments planned so far
+    for k in range(total // length):
+        o_start, o_end = k * length, (k + 1) * length
+        pieces: list[tuple[int, int]] = []  # (scene index, frames in this output)
+        for index in range(len(scene_frames)):
+            lo, hi = max(starts[index], o_start), min(starts[index + 1], o_end)
+            if hi > lo:
+                pieces.append((index, hi - lo))
+        nominal: list[tuple[int, int]] = []  # (scene index, frames)
+        for index, frames in pieces:
+            count = max(1, round(frames / target), math.ceil(frames / max_nominal))
+            nominal.extend((index, f) for f in timing.split_even(frames, min(count, frames)))
+        fades: list[int] = []
+        joins: list[Join] = []
+        for (left_scene, left_frames), (right_scene, right_frames) in itertools.pairwise(nominal):
+            wanted = fade
+            if left_scene != right_scene and storyboard.scenes[left_scene].transition_out == "cut":
+                wanted = 0
+            fitted = timing.fitting_fade(wanted, left_frames, right_frames)
+            if fitted < wanted:
+                notes.append(
+                    f"part{k + 1:02d}: the crossfade into scene {storyboard.scenes[right_scene].id!r} was shortened to "
+                    f"{fitted} frames to fit a short piece at an output boundary"
+                )
+            fades.append(fitted)
+            joins.append(Join(kind="crossfade" if fitted else "cut", frames=fitted))
+        segments: list[Segment] = []
+        cursor = o_start
+        for i, ((scene_index, frames), (lead, tail)) in enumerate(
+            zip(nominal, timing.handles([f for _, f in nominal], fades), strict=False)
+        ):
+            scene = storyboard.scenes[scene_index]
+            clip = lead + frames + tail
+            part = parts_made.get(scene_index, 0)
+            parts_made[scene_index] = part + 1
+            segment_id = f"o{k + 1}-s{i + 1}"
+            continues = None
+            offset = 0
+            if capabilities.first_frame and scene_index in previous_by_scene:
+                parent_id, parent_clip = previous_by_scene[scene_index]
+                fade_in = fades[i - 1] if i > 0 and nominal[i - 1][0] == scene_index else 0
+                if fade_in:
+                    # Start from the frame where the crossfade begins, so both sides of the
+                    # fade show the same moments.
+                    continues = Continuation(segment=parent_id, frame=parent_clip - fade_in)
+                else:
+                    # A cut, or the next output: start from the parent's last frame and skip
+                    # it, so the picture moves on by exactly one frame.
+                    continues = Continuation(segment=parent_id, frame=parent_clip - 1)
+                    offset = 1
+            chunks = plan_chunks(clip + offset, fps, capabilities)
+            image = None
+            if scene.image and part == 0 and continues is None:
+                image = SourceImage(path=scene.image, sha256=image_hashes.get(scene.image, ""))
+            seed = (storyboard.seed_for(scene_index) + part * 1_000_003) % 2**32
+            segments.append(
+                Segment(
+                    id=segment_id,
+                    output=k + 1,
+                    scene_id=scene.id,
+                    scene_index=scene_index,
+                    part=part,
+                    timeline_start=cursor,
+                    nominal_frames=frames,
+                    lead_frames=lead,
+                    tail_frames=tail,
+                    clip_frames=clip,
+                    take_offset=offset,
+                    prompt=storyboard.prompt_for(scene),
+                    negative_prompt=scene.negative_prompt,
+                    camera=scene.camera,
+                    seed=seed,
+                    image=image,
+                    continues=continues,
+                    generate_size=choose_size(
+                        (width, height), capabilities, any(c.kind == "extend" for c in chunks)
+                    ),
+                    chunks=chunks,
+                )
+            )
+            previous_by_scene[scene_index] = (segment_id, clip)
+            cursor += frames
+        assert timing.joined_length([s.clip_frames for s in segments], fades) == length
+        outputs.append(
+            OutputPlan(
+                index=k + 1,
+                name=f"part{k + 1:02d}.mp4",
+                frames=length,
+                timeline_start=o_start,
+                segments=tuple(segments),
+                joins=tuple(joins),
+            )
+        )
+
+    model_id = capabilities.resolve_model(storyboard.generation.model)
+    return Plan(
+        composer_version=composer_version,
+        storyboard=StoryboardRef(path=storyboard_path, sha256=storyboard_sha256, title=storyboard.title),
+        output=OutputSpec(
+            width=width,
+            height=height,
+            fps=fps_text(fps),
+            frames=length,
+            crossfade_frames=fade,
+            audio=out.audio,
+        ),
+        generation=GenerationSpec(
+            backend=capabilities.name,
+            model=storyboard.generation.model,
+            model_id=model_id,
+            drift=storyboard.generation.drift,
+        ),
+        capabilities=capabilities,
+        timeline_frames=total,
+        dropped_frames=dropped,
+        extended_frames=extended,
+        outputs=tuple(outputs),
+        notes=tuple(notes),
+    )

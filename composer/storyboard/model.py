@@ -1,0 +1,207 @@
+"""Storyboard format v1: the pydantic models a storyboard file is read into.
+
+What lives here: the fields, their defaults, and the checks one field (or one model) can
+make on its own. What does not: reading files, locating errors by line, checking that
+images exist, or planning (see ``load.py`` and ``plan/``). Models are frozen and reject
+unknown keys, so a typo is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from composer.timecode import fps_text, parse_fps
+
+FORMAT_VERSION = 1
+
+_RESOLUTION_PRESETS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+_RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_MAX_SIDE = 7680
+
+
+def duplicate_ids(ids: list[str]) -> list[tuple[int, str]]:
+    """(position, id) of every id that appeared earlier in ``ids``."""
+    seen: set[str] = set()
+    repeats = []
+    for index, item in enumerate(ids):
+        if item in seen:
+            repeats.append((index, item))
+        seen.add(item)
+    return repeats
+
+
+def duplicate_message(scene_id: str) -> str:
+    return f"duplicate scene id {scene_id!r}; every scene needs its own id"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def _parse_resolution(value: object) -> tuple[int, int]:
+    if isinstance(value, str):
+        preset = _RESOLUTION_PRESETS.get(value.strip().lower())
+        if preset:
+            return preset
+        match = _RESOLUTION_RE.match(value)
+        if not match:
+            raise ValueError(
+                "expected WIDTHxHEIGHT such as 1280x720 (or 480p, 720p, 1080p)"
+            )
+        width, height = int(match.group(1)), int(match.group(2))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        width, height = (int(v) for v in value)
+    else:
+        raise ValueError("expected WIDTHxHEIGHT such as 1280x720 (or 480p, 720p, 1080p)")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{width}x{height} has a zero side; use a size such as 1280x720")
+    if width % 2 or height % 2:
+        raise ValueError(
+            f"{width}x{height} has an odd side; H.264 in yuv420p needs even sizes "
+            f"(try {width + width % 2}x{height + height % 2})"
+        )
+    if width > _MAX_SIDE or height > _MAX_SIDE:
+        raise ValueError(f"{width}x{height} is larger than {_MAX_SIDE} pixels on a side")
+    return width, height
+
+
+Resolution = Annotated[
+    tuple[int, int],
+    PlainSerializer(lambda v: f"{v[0]}x{v[1]}", return_type=str),
+]
+Fps = Annotated[Fraction, PlainSerializer(fps_text, return_type=str)]
+
+
+class OutputSettings(_Model):
+    """How the final videos look: length, size, rate, crossfade, audio."""
+
+    length_s: float = Field(60.0, gt=0, le=3600, description="Length of every output video, seconds.")
+    resolution: Resolution = Field(
+        (1280, 720),
+        description="Output size as WIDTHxHEIGHT (even sides) or 480p / 720p / 1080p.",
+        json_schema_extra={"type": "string", "examples": ["1280x720", "1080p"]},
+    )
+    fps: Fps = Field(
+        Fraction(24),
+        description="Frames per second: a number (24, 29.97) or a ratio such as 30000/1001.",
+        json_schema_extra={"type": ["number", "string"], "examples": [24, "30000/1001"]},
+    )
+    crossfade_s: float = Field(
+        1.0, ge=0, le=10, description="Crossfade length at every join, seconds (0: cuts)."
+    )
+    audio: bool = Field(True, description="Write an audio track (AAC 48 kHz stereo).")
+    remainder: Literal["extend", "drop", "error"] = Field(
+        "extend",
+        description=(
+            "When the scenes do not add up to a whole number of outputs: 'extend' lengthens "
+            "the last scene to fill the last output, 'drop' leaves the partial output out, "
+            "'error' refuses the storyboard."
+        ),
+    )
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, value: object) -> tuple[int, int]:
+        return _parse_resolution(value)
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _fps(cls, value: object) -> Fraction:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Fraction)):
+            raise ValueError("expected a frame rate such as 24, 29.97 or 30000/1001")
+        try:
+            fps = parse_fps(value)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(
+                f"{value!r} is not a frame rate; use a number above 0 such as 24 or 30000/1001"
+            ) from None
+        if fps > 240:
+            raise ValueError(f"{value} fps is above the 240 fps limit")
+        return fps
+
+
+class GenerationSettings(_Model):
+    """Which backend makes the clips, and how."""
+
+    backend: str = Field("local", min_length=1, description="local, gemini, vertex, openai or relay.")
+    model: str = Field(
+        "fast", min_length=1, description="'fast', 'quality', or a model id the backend knows."
+    )
+    segment_s: float = Field(20.0, gt=0, le=600, description="Target segment length, seconds.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Base seed; scenes may override it.")
+    drift: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="How strongly the local generator drifts (0: none). API backends ignore it.",
+    )
+
+
+class Scene(_Model):
+    """One scene: a prompt held for ``duration_s`` seconds."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Unique name: letters, digits, '_', '.', '-'.",
+    )
+    prompt: str = Field(min_length=1, max_length=4000, description="What the scene shows.")
+    duration_s: float = Field(gt=0, le=3600, description="Scene length on the timeline, seconds.")
+    image: str | None = Field(
+        None, description="First-frame reference image, relative to the storyboard file."
+    )
+    camera: str | None = Field(
+        None, description="Camera move in words: static, pan left/right, tilt up/down, zoom in/out."
+    )
+    negative_prompt: str | None = Field(None, description="What the scene must not show.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Overrides generation.seed.")
+    transition_out: Literal["crossfade", "cut"] = Field(
+        "crossfade", description="How this scene hands over to the next one."
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty; describe what the scene shows")
+        return value
+
+
+class Storyboard(_Model):
+    """A whole storyboard file (format version 1)."""
+
+    version: Literal[1] = Field(1, description="Storyboard format version; 1 is the only one.")
+    title: str = Field("", max_length=200, description="A name for the piece.")
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    style: str = Field("", max_length=1000, description="Added to the end of every prompt.")
+    scenes: list[Scene] = Field(min_length=1, description="The scenes, in order.")
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Storyboard:
+        for index, scene_id in duplicate_ids([s.id for s in self.scenes]):
+            raise ValueError(f"scenes[{index}].id: {duplicate_message(scene_id)}")
+        return self
+
+    def prompt_for(self, scene: Scene) -> str:
+        """The prompt sent to the backend: the scene's prompt, then the style line."""
+        return f"{scene.prompt.rstrip()} {self.style}".strip() if self.style else scene.prompt
+
+    def seed_for(self, index: int) -> int:
+        """The seed of scene ``index``: its own, else the base seed plus its position."""
+        scene = self.scenes[index]
+        if scene.seed is not None:
+            return scene.seed
+        return (self.generation.seed + index) % 2**32
