@@ -157,6 +157,7 @@ def render(
                 cached=event.cached,
                 frames=take.clip.frames,
                 duration_s=take.clip.duration_s,
+                requested_s=take.request.duration_s,
                 generation_s=take.generation_s,
                 cost_usd=0.0 if event.cached else take.clip.cost_usd,
             )

@@ -26,7 +26,8 @@ class TakeRecord(_Model):
     path: str
     cached: bool
     frames: int
-    duration_s: float
+    duration_s: float = Field(description="Length of the whole clip (an extension returns the whole clip).")
+    requested_s: float = Field(description="Seconds this call asked for (base duration, or seconds added).")
     generation_s: float
     cost_usd: float
 

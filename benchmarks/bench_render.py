@@ -1,0 +1,118 @@
+"""Benchmark a whole local render, side by side with a plain ffmpeg xfade over the same takes.
+
+For each size (720p and 1080p by default) it renders a 60 s, three-scene storyboard on the
+local backend into a fresh cache, and prints in one table:
+
+* the local generator's speed as a multiple of real time (generated seconds / wall seconds);
+* composer's composition time (normalise + xfade + encode, then the full decode check);
+* a plain single ffmpeg command (chained ``xfade`` + ``acrossfade``, libx264 veryfast) over
+  the very same takes, and the ratio between the two.
+
+Run: ``python benchmarks/bench_render.py [--sizes 1280x720,1920x1080] [--length 60]``.
+Figures are ratios on the same machine in the same run; never assert on them in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import yaml
+
+from composer import ffmpeg
+from composer.pipeline import render
+from composer.timecode import audio_samples
+
+STORYBOARD = {
+    "title": "bench",
+    "output": {"crossfade_s": 1.0},
+    "generation": {"backend": "local"},
+    "scenes": [
+        {"id": "sea", "prompt": "a calm sea at dawn, waves rolling toward the shore", "duration_s": 20, "camera": "slow pan right"},
+        {"id": "city", "prompt": "a city skyline at night with lit windows and traffic", "duration_s": 20, "camera": "zoom in"},
+        {"id": "forest", "prompt": "a snowy forest, snow falling between tall pines", "duration_s": 20, "camera": "static"},
+    ],
+}
+
+
+def plain_xfade(takes: list[tuple[Path, int]], fade: int, fps: Fraction, dest: Path) -> float:
+    """The baseline: one ffmpeg command chaining xfade/acrossfade over the takes as they are."""
+    args = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-v", "error", "-y"]
+    for path, _ in takes:
+        args += ["-i", str(path)]
+    parts, length = [], 0
+    for i, (_, frames) in enumerate(takes):
+        parts.append(f"[{i}:v]trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
+        parts.append(f"[{i}:a]atrim=end_sample={audio_samples(frames, fps)},asetpts=N/SR/TB[a{i}]")
+    vin, ain = "[v0]", "[a0]"
+    length = takes[0][1]
+    for i in range(1, len(takes)):
+        offset = float(Fraction(length - fade) / fps)
+        parts.append(f"{vin}[v{i}]xfade=transition=fade:duration={float(Fraction(fade) / fps)}:offset={offset:.6f}[vx{i}]")
+        parts.append(f"{ain}[a{i}]acrossfade=ns={audio_samples(fade, fps)}[ax{i}]")
+        vin, ain = f"[vx{i}]", f"[ax{i}]"
+        length += takes[i][1] - fade
+    args += ["-filter_complex", ";".join(parts), "-map", vin, "-map", ain]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dest)]
+    started = time.perf_counter()
+    subprocess.run(args, check=True)
+    return time.perf_counter() - started
+
+
+def bench(size: str, length: float, workdir: Path) -> dict[str, float]:
+    board = dict(STORYBOARD)
+    board["output"] = {**STORYBOARD["output"], "resolution": size, "length_s": length}
+    scale = length / 60
+    board["scenes"] = [{**s, "duration_s": s["duration_s"] * scale} for s in STORYBOARD["scenes"]]
+    path = workdir / f"bench_{size}.yaml"
+    path.write_text(yaml.safe_dump(board))
+    result = render(path, workdir / f"out_{size}", cache_dir=workdir / f"cache_{size}")
+    m = result.manifest
+    generated_s = sum(t.requested_s for t in m.takes if not t.cached)
+    plan = result.plan
+    fps = Fraction(plan.output.fps)
+    output = plan.outputs[0]
+    takes = [(Path(next(t.path for t in reversed(m.takes) if t.segment == s.id)), s.clip_frames) for s in output.segments]
+    baseline = plain_xfade(takes, plan.output.crossfade_frames, fps, workdir / f"plain_{size}.mp4")
+    plain_frames = ffmpeg.decode(workdir / f"plain_{size}.mp4").frames
+    return {
+        "gen_wall_s": m.timings_s["generate"],
+        "generated_s": generated_s,
+        "gen_x_realtime": generated_s / m.timings_s["generate"],
+        "compose_s": m.outputs[0].compose_s,
+        "frames": m.outputs[0].frames,
+        "plain_s": baseline,
+        "plain_frames": plain_frames,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1280x720,1920x1080")
+    parser.add_argument("--length", type=float, default=60.0, help="output length in seconds (default 60)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="composer-bench-") as tmp:
+        for size in args.sizes.split(","):
+            print(f"rendering {size} ...", file=sys.stderr, flush=True)
+            rows.append((size, bench(size, args.length, Path(tmp))))
+    print()
+    print(f"{'size':<10} {'generated':>9} {'gen wall':>9} {'gen speed':>10} | {'composer':>9} {'frames':>6} | {'plain xfade':>11} {'frames':>6} | {'composer/plain':>14}")
+    for size, r in rows:
+        print(
+            f"{size:<10} {r['generated_s']:>8.0f}s {r['gen_wall_s']:>8.1f}s {r['gen_x_realtime']:>9.2f}x | "
+            f"{r['compose_s']:>8.1f}s {r['frames']:>6} | {r['plain_s']:>10.1f}s {r['plain_frames']:>6} | "
+            f"{r['compose_s'] / r['plain_s']:>13.2f}x"
+        )
+    print("\ngen speed: seconds of video the local backend generated per wall second (target >= 4x at 1280x720).")
+    print("composer: normalise + xfade + encode + full decode check; plain: one xfade command, no checks.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

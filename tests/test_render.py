@@ -1,0 +1,152 @@
+"""End to end on the local backend: storyboard -> takes -> exact outputs, cache reuse, resume, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from composer import ffmpeg
+from composer.cli import main
+from composer.pipeline import render
+from composer.timecode import audio_samples
+
+BOARD = {
+    "title": "tiny",
+    "output": {"length_s": 6, "resolution": "160x96", "fps": 24, "crossfade_s": 0.5},
+    "generation": {"segment_s": 3, "seed": 7},
+    "style": "soft light",
+    "scenes": [
+        {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 4.5, "camera": "pan right"},
+        {"id": "city", "prompt": "a city at night", "duration_s": 4.5, "transition_out": "cut"},
+        {"id": "snow", "prompt": "snow falling in a forest", "duration_s": 3, "camera": "static"},
+    ],
+}
+
+
+def _write(tmp_path: Path, board: dict[str, object], name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(board))
+    return path
+
+
+@pytest.fixture
+def board_file(tmp_path: Path) -> Path:
+    return _write(tmp_path, BOARD)
+
+
+def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = render(board_file, out)
+    assert [p.name for p in first.outputs] == ["part01.mp4", "part02.mp4"]
+    for path in first.outputs:
+        report = ffmpeg.decode(path)
+        assert report.frames == 144
+        assert report.errors == ""
+        assert report.audio_samples is not None
+        assert abs(report.audio_samples - audio_samples(144, 24)) <= 1024
+    plan = json.loads((out / "plan.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert plan["version"] == 1 and manifest["version"] == 1
+    assert manifest["generated"] == plan_calls(plan) and manifest["cache_hits"] == 0
+    assert all(o["frames"] == 144 and o["composed"] for o in manifest["outputs"])
+
+    second = render(board_file, out)
+    assert second.manifest.generated == 0
+    assert second.manifest.cache_hits == first.manifest.generated
+    assert not any(o.composed for o in second.manifest.outputs)  # up to date: nothing recomposed
+
+
+def plan_calls(plan: dict[str, object]) -> int:
+    return sum(len(s["chunks"]) for o in plan["outputs"] for s in o["segments"])  # type: ignore[index,union-attr]
+
+
+def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: Path) -> None:
+    board = {**BOARD, "generation": {"segment_s": 10, "seed": 1}, "output": {**BOARD["output"], "length_s": 12}}
+    result = render(_write(tmp_path, board, "long.yaml"), tmp_path / "out")
+    kinds = [t.kind for t in result.manifest.takes]
+    assert "extend" in kinds
+    assert ffmpeg.decode(result.outputs[0]).frames == 288
+
+
+def test_cli_render_prints_outputs(board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["render", str(board_file), "-o", str(tmp_path / "cli")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "part01.mp4" in captured.out and "144 frames" in captured.out
+
+
+def test_plan_cli_table_and_json(board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(board_file)]) == 0
+    table = capsys.readouterr().out
+    assert "part01.mp4" in table and "API calls" in table
+    target = tmp_path / "plan.json"
+    assert main(["plan", str(board_file), "--json", str(target)]) == 0
+    assert json.loads(target.read_text())["output"]["frames"] == 144
+
+
+def _spawn_render(board_file: Path, out: Path, cache: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "COMPOSER_CACHE": str(cache)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "composer", "render", str(board_file), "-o", str(out), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _finished_takes(cache: Path) -> set[str]:
+    return {p.parent.name for p in cache.glob("takes/*/*/take.json")}
+
+
+def _wait_for_takes(cache: Path, count: int, proc: subprocess.Popen[bytes], limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while len(_finished_takes(cache)) < count:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the render made no takes in time"
+        time.sleep(0.05)
+
+
+def test_killed_render_resumes_without_generating_twice(board_file: Path, tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    proc = _spawn_render(board_file, out, cache)
+    _wait_for_takes(cache, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _finished_takes(cache)
+    assert done_before
+
+    result = render(board_file, out, cache_dir=cache)
+    assert result.manifest.cache_hits >= len(done_before)
+    regenerated = {t.key for t in result.manifest.takes if not t.cached}
+    assert not (regenerated & done_before)
+    assert all(ffmpeg.decode(p).frames == 144 for p in result.outputs)
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_output(board_file: Path, tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    proc = _spawn_render(board_file, out, cache)
+    _wait_for_takes(cache, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert not list(out.glob("*.mp4")) if out.exists() else True
+    leftovers = [p for p in cache.rglob(".*") if p.is_file()]
+    assert leftovers == [], leftovers
+
+
+def test_bad_storyboard_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _write(tmp_path, {**BOARD, "output": {**BOARD["output"], "fps": 0}}, "bad.yaml")
+    out = tmp_path / "never"
+    assert main(["render", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:" in err and "output.fps" in err
+    assert not out.exists()
