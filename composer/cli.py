@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TextIO
 
-from composer import __version__
+from composer._version import __version__
 from composer.errors import ComposerError, StoryboardError
 from composer.plan.model import Plan
 from composer.timecode import parse_fps
@@ -160,6 +160,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from composer.report import rebuild
+
+    page = rebuild(Path(args.run_dir))
+    print(page)
+    if args.open:
+        webbrowser.open(page.resolve().as_uri())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="composer",
@@ -193,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=None, help="segments generated at once (default 2)")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("report", help="rebuild report.html from a render folder's report.json")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from composer import __version__, ffmpeg
+from composer import ffmpeg
+from composer._version import __version__
 from composer.backends import registry
 from composer.compose.render import compose_output
 from composer.errors import EnvironmentProblem, Interrupted, PlanError, StoryboardError

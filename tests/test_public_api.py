@@ -1,0 +1,41 @@
+"""The curated public API: nothing becomes public by accident."""
+
+from __future__ import annotations
+
+import composer
+
+EXPECTED = [
+    "ComposerError",
+    "ContentFiltered",
+    "EnvironmentProblem",
+    "GenerationError",
+    "Interrupted",
+    "LoadedStoryboard",
+    "MediaError",
+    "Plan",
+    "PlanError",
+    "Progress",
+    "RenderResult",
+    "RetryableError",
+    "Storyboard",
+    "StoryboardError",
+    "TerminalError",
+    "__version__",
+    "load_storyboard",
+    "make_plan",
+    "render",
+    "validate",
+]
+
+
+def test_all_is_curated_and_sorted() -> None:
+    assert composer.__all__ == EXPECTED
+    assert composer.__all__ == sorted(composer.__all__)
+    for name in composer.__all__:
+        assert hasattr(composer, name), name
+
+
+def test_make_plan_accepts_a_storyboard_object() -> None:
+    board = composer.Storyboard.model_validate({"scenes": [{"id": "a", "prompt": "a calm sea", "duration_s": 60}]})
+    plan = composer.make_plan(board)
+    assert [o.frames for o in plan.outputs] == [1440]
