@@ -1,0 +1,112 @@
+"""``report.json``: the drift report's data, versioned. ``html.py`` draws it as one page.
+
+Per output: its segments (what was asked, every attempt with its checks and the decision
+taken, drift curves of the kept take with their warn and regenerate lines, a thumbnail) and
+its seams (the checks at each join and three thumbnails: last frame before, the crossfade's
+middle, first frame after). Thumbnails are embedded as data URIs so the page and the JSON
+stand alone. What does not live here: measuring (``analysis/``) or deciding (``decide.py``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from composer.decide import Attempt, Decision
+
+REPORT_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Curve(_Model):
+    """A metric over clip time, with the levels it is judged against."""
+
+    label: str
+    unit: str = ""
+    t_s: list[float]
+    values: list[float]
+    warn: float | None = None
+    regenerate: float | None = None
+    higher_is_worse: bool = True
+
+
+class SegmentReport(_Model):
+    id: str
+    scene_id: str
+    prompt: str
+    start_s: float = Field(description="Where the segment's own time starts in its output.")
+    end_s: float
+    attempts: list[Attempt]
+    decisions: list[Decision]
+    kept_attempt: int
+    regenerated: bool
+    flagged: bool
+    verdict: str
+    curves: list[Curve] = Field(default_factory=list)
+    thumbnail: str | None = Field(None, description="data: URI of the kept take's middle frame.")
+
+
+class SeamReport(_Model):
+    before: str
+    after: str
+    kind: str = Field(description="crossfade or cut.")
+    t_s: float = Field(description="Output time of the join's centre.")
+    checked: bool = Field(description="False for an intended scene change, which is shown but not judged.")
+    verdict: str
+    checks: list[dict[str, float | str | None]] = Field(default_factory=list)
+    thumbnails: dict[str, str] = Field(
+        default_factory=dict, description="before / middle / after -> data: URI."
+    )
+
+
+class OutputReport(_Model):
+    name: str
+    path: str
+    frames: int
+    duration_s: float
+    segments: list[SegmentReport]
+    seams: list[SeamReport]
+
+
+class Summary(_Model):
+    segments: int
+    segments_passed: int
+    segments_regenerated: int
+    segments_flagged: int
+    seams: int
+    seams_passed: int
+    seams_flagged: int
+    attempts: int
+
+
+class Report(_Model):
+    version: int = REPORT_VERSION
+    composer_version: str
+    title: str
+    storyboard: str
+    backend: str
+    model_id: str
+    created_at: str
+    regenerate: bool
+    max_attempts: int
+    thresholds: dict[str, dict[str, float]]
+    summary: Summary
+    outputs: list[OutputReport]
+    notes: list[str] = Field(default_factory=list)
+
+
+def summarize(outputs: list[OutputReport]) -> Summary:
+    segments = [s for o in outputs for s in o.segments]
+    seams = [s for o in outputs for s in o.seams if s.checked]
+    return Summary(
+        segments=len(segments),
+        segments_passed=sum(1 for s in segments if not s.regenerated and not s.flagged),
+        segments_regenerated=sum(1 for s in segments if s.regenerated),
+        segments_flagged=sum(1 for s in segments if s.flagged),
+        seams=len(seams),
+        seams_passed=sum(1 for s in seams if s.verdict == "ok"),
+        seams_flagged=sum(1 for s in seams if s.verdict != "ok"),
+        attempts=sum(len(s.attempts) for s in segments),
+    )

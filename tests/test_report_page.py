@@ -1,0 +1,138 @@
+"""The drift report page: self-contained, escaped, and clean in a real headless browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from composer.cli import main
+from composer.decide import Attempt, Check, Decision
+from composer.report import rebuild, write_report
+from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
+from tests import browser
+
+HOSTILE = 'a calm sea <script>document.title="pwned"</script> & "quotes"'
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def _report() -> Report:
+    check = Check(
+        name="drift.brightness",
+        verdict="regenerate",
+        value=4.2,
+        warn=1.5,
+        regenerate=3.0,
+        severity=1.4,
+        chunk=2,
+    )
+    good = Check(name="drift.brightness", verdict="ok", value=0.4, warn=1.5, regenerate=3.0, severity=0.13)
+    segment = SegmentReport(
+        id="o1-s1",
+        scene_id="sea",
+        prompt=HOSTILE,
+        start_s=0,
+        end_s=20,
+        attempts=[
+            Attempt(number=1, seed=1, take_keys=("a",), checks=(check,)),
+            Attempt(number=2, seed=2, from_chunk=2, take_keys=("b",), checks=(good,)),
+        ],
+        decisions=[
+            Decision(action="regenerate", attempt=1, reason="drift.brightness crossed", from_chunk=2, seed=2),
+            Decision(action="accept", attempt=2, reason="all checks passed"),
+        ],
+        kept_attempt=2,
+        regenerated=True,
+        flagged=False,
+        verdict="ok",
+        curves=[
+            Curve(
+                label="brightness drift |ΔL*|",
+                t_s=[0, 10, 20],
+                values=[0, 0.2, 0.4],
+                warn=1.5,
+                regenerate=3.0,
+            )
+        ],
+        thumbnail=PIXEL,
+    )
+    seam = SeamReport(
+        before="o1-s1",
+        after="o1-s2",
+        kind="crossfade",
+        t_s=20,
+        checked=True,
+        verdict="ok",
+        checks=[{"signal": "hist_dist", "value": 0.01, "z": 0.4}],
+        thumbnails={"before": PIXEL, "middle": PIXEL, "after": PIXEL},
+    )
+    outputs = [
+        OutputReport(
+            name="part01.mp4",
+            path="/x/part01.mp4",
+            frames=1440,
+            duration_s=60,
+            segments=[segment],
+            seams=[seam],
+        )
+    ]
+    return Report(
+        composer_version="0",
+        title="Harbour </title><b>",
+        storyboard="demo.yaml",
+        backend="local",
+        model_id="local-fast",
+        created_at="2026-11-25T00:00:00Z",
+        regenerate=True,
+        max_attempts=3,
+        thresholds={"drift": {"brightness_warn": 1.5}},
+        summary=summarize(outputs),
+        outputs=outputs,
+    )
+
+
+def test_summary_counts() -> None:
+    s = _report().summary
+    assert (s.segments, s.segments_regenerated, s.segments_flagged, s.seams, s.seams_passed, s.attempts) == (
+        1,
+        1,
+        0,
+        1,
+        1,
+        2,
+    )
+
+
+def test_everything_from_the_storyboard_is_escaped(tmp_path: Path) -> None:
+    _, page = write_report(_report(), tmp_path)
+    text = page.read_text()
+    assert "<script" not in text
+    assert "&lt;script&gt;" in text
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing fetched
+
+
+def test_page_renders_in_chromium_without_console_errors(tmp_path: Path) -> None:
+    if browser.chromium() is None:
+        pytest.fail("chromium is not installed; .ci/run installs Debian's chromium for this test")
+    _, page = write_report(_report(), tmp_path)
+    shot = tmp_path / "report.png"
+    loaded = browser.load(page, shot)
+    assert loaded.console == []
+    assert shot.is_file() and shot.stat().st_size > 5000
+    assert "<title>pwned</title>" not in loaded.dom  # the script in the prompt never ran
+    assert HOSTILE.split("<")[0] in loaded.dom and "&lt;script&gt;" in loaded.dom
+
+
+def test_report_command_rebuilds_the_page(tmp_path: Path) -> None:
+    json_path, page = write_report(_report(), tmp_path)
+    page.unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    assert page.is_file()
+    assert rebuild(tmp_path) == page
+
+
+def test_report_command_on_a_folder_without_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path)]) == 1
+    assert "report.json not found" in capsys.readouterr().err
