@@ -124,7 +124,7 @@ def test_page_renders_in_chromium_without_console_errors(tmp_path: Path) -> None
 
 
 def test_report_command_rebuilds_the_page(tmp_path: Path) -> None:
-    json_path, page = write_report(_report(), tmp_path)
+    _, page = write_report(_report(), tmp_path)
     page.unlink()
     assert main(["report", str(tmp_path)]) == 0
     assert page.is_file()
