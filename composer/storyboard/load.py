@@ -9,7 +9,9 @@ checks, which belong to ``plan/`` and are located through :meth:`LoadedStoryboar
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +71,27 @@ def _issue(file: str, positions: dict[Loc, Position], loc: Loc, message: str) ->
 
 
 class _DuplicateKey(Exception):
-    def __init__(self, key: str, node: yaml.Node) -> None:
-        self.key, self.node = key, node
+    def __init__(self, loc: Loc, node: yaml.Node) -> None:
+        self.loc, self.node = loc, node
+
+
+# YAML 1.1 reads a plain ``0x0`` or ``0x720`` as a hexadecimal number; in a resolution it
+# can only mean width x height, so it is kept as the text the user wrote.
+_HEX_LIKE_SIZE = re.compile(r"^0[xX][0-9]+$")
+
+
+def _scalar(node: yaml.Node, loc: Loc) -> Any:
+    # Construct the value directly: serialising a lone node and loading it back breaks on
+    # an empty value (``output:`` with nothing after it).
+    if (
+        loc
+        and loc[-1] == "resolution"
+        and isinstance(node, yaml.ScalarNode)
+        and node.style is None
+        and _HEX_LIKE_SIZE.match(node.value)
+    ):
+        return node.value
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _to_python(node: yaml.Node, loc: Loc, positions: dict[Loc, Position]) -> Any:
@@ -78,9 +99,9 @@ def _to_python(node: yaml.Node, loc: Loc, positions: dict[Loc, Position]) -> Any
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
+            key = key_node.value if key_node.tag == "tag:yaml.org,2002:str" else _scalar(key_node, ())
             if key in result:
-                raise _DuplicateKey(str(key), key_node)
+                raise _DuplicateKey((*loc, key if isinstance(key, (str, int)) else str(key)), key_node)
             child = (*loc, key) if isinstance(key, (str, int)) else (*loc, str(key))
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _to_python(value_node, child, positions)
@@ -89,7 +110,7 @@ def _to_python(node: yaml.Node, loc: Loc, positions: dict[Loc, Position]) -> Any
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, (*loc, i), positions) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node, loc)
 
 
 def parse_text(text: str, file: str) -> tuple[Any, dict[Loc, Position]]:
@@ -103,6 +124,10 @@ def parse_text(text: str, file: str) -> tuple[Any, dict[Loc, Position]]:
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         hint = " (tabs are not allowed for indentation; use spaces)" if "\\t" in str(exc) or "tab" in problem else ""
+        context = exc.context_mark
+        if exc.context and context is not None and exc.problem_mark is not None and context.line != exc.problem_mark.line:
+            # Where the unfinished construct began, e.g. an unclosed '[' two lines up.
+            hint += f" ({exc.context.strip()} that started at line {context.line + 1})"
         raise StoryboardError(
             [Issue(file, line, column, "", f"not valid YAML or JSON: {problem}{hint}")]
         ) from None
@@ -114,8 +139,9 @@ def parse_text(text: str, file: str) -> tuple[Any, dict[Loc, Position]]:
         data = _to_python(node, (), positions)
     except _DuplicateKey as dup:
         mark = dup.node.start_mark
+        key = dup.loc[-1]
         raise StoryboardError(
-            [Issue(file, mark.line + 1, mark.column + 1, dup.key, f"key {dup.key!r} appears twice; keep one")]
+            [Issue(file, mark.line + 1, mark.column + 1, format_loc(dup.loc), f"key {key!r} appears twice here; keep one")]
         ) from None
     return data, positions
 
@@ -139,18 +165,32 @@ def _allowed_keys(loc: Loc) -> list[str]:
 def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     loc = tuple(error["loc"])
+    value = error.get("input")
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc)
-        return f"unknown key {loc[-1]!r}; allowed here: {', '.join(allowed)}"
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key {loc[-1]!r}{guess}; allowed here: {', '.join(allowed)}"
     if kind == "missing":
         return "this field is required"
+    if kind == "too_short" and loc == ("scenes",):
+        return "the storyboard has no scenes; add at least one (each with id, prompt and duration_s)"
+    if kind == "string_pattern_mismatch" and loc[-1:] == ("id",):
+        return (
+            f"{value!r} is not a usable scene id; use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"expected a mapping of keys here (got {value!r}); leave the key out to use the defaults"
     msg = str(error["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        msg += f" (got {error.get('input')!r})"
+    if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{msg} (got the number {value!r}; put it in quotes)"
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error"}:
+        msg += f" (got {value!r})"
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        msg += f" (got {error.get('input')!r})"
+        msg += f" (got {value!r})"
     return msg
 
 
@@ -163,18 +203,26 @@ def validate_data(data: Any, file: str, positions: dict[Loc, Position]) -> Story
     issues: list[Issue] = []
     scenes = data.get("scenes")
     if isinstance(scenes, list):
+        # Checked here as well as in the model so that duplicates are reported together with
+        # any other problem (the model's own check only runs once every field is valid).
         ids = [s.get("id") for s in scenes if isinstance(s, dict)]
         if all(isinstance(i, str) for i in ids) and len(ids) == len(scenes):
-            for index, scene_id in duplicate_ids([str(i) for i in ids]):
+            for index, scene_id in duplicate_ids([str(i).strip() for i in ids]):
                 issues.append(_issue(file, positions, ("scenes", index, "id"), duplicate_message(scene_id)))
     try:
         storyboard = Storyboard.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
-            if not loc and "duplicate scene id" in str(error["msg"]):
-                continue  # already reported above, with its line
-            issues.append(_issue(file, positions, loc, _message(dict(error))))
+            message = _message(dict(error))
+            if not loc and "duplicate scene id" in message:
+                # The model says "scenes[N].id: ..."; anchor it at that id's line.
+                path, _, message = message.partition(": ")
+                issue = _issue(file, positions, parse_field_path(path), message)
+                if issue not in issues:
+                    issues.append(issue)
+                continue
+            issues.append(_issue(file, positions, loc, message))
         raise StoryboardError(issues) from None
     if issues:
         raise StoryboardError(issues)

@@ -171,10 +171,12 @@ class Scene(_Model):
         "crossfade", description="How this scene hands over to the next one."
     )
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
+    def _prompt(cls, value: object) -> object:
+        # Before the length check, so an empty or blank prompt gets this message rather
+        # than "String should have at least 1 character".
+        if isinstance(value, str) and not value.strip():
             raise ValueError("the prompt is empty; describe what the scene shows")
         return value
 
