@@ -539,3 +539,60 @@ def compose(comp: Composition, dest: Path, on_progress: ProgressFn | None = None
             on_progress=on_progress,
             what=f"composing {dest.name}",
         )
+
+
+def read_frames(
+    path: Path,
+    width: int,
+    height: int,
+    fps: Fraction | float | None = None,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` to ``height x width`` BGR frames, one at a time, through a pipe.
+
+    ffmpeg applies rotation metadata itself, squares non-square pixels, converts to a
+    constant ``fps`` when one is given (variable-rate clips then give evenly spaced frames;
+    without it every decoded frame comes out as is) and scales with the area filter, so
+    only small frames cross the pipe. Memory stays at one frame whatever the clip's length.
+    If the consumer stops early, ffmpeg is killed. A failure of ffmpeg raises MediaError
+    with its own words.
+    """
+    filters = []
+    if fps is not None:
+        rate = fps_text(fps) if isinstance(fps, Fraction) else f"{float(fps):.6f}"
+        filters.append(f"fps={rate}")
+    # Square the pixels first (a no-op pass-through for square-pixel input), then scale.
+    filters += ["scale='trunc(iw*sar/2)*2':ih", "setsar=1", f"scale={width}:{height}:flags=area"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    if start_s is not None and start_s > 0:
+        cmd += ["-ss", f"{start_s:.6f}"]
+    if duration_s is not None:
+        cmd += ["-t", f"{duration_s:.6f}"]
+    cmd += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-vf", ",".join(filters)]
+    if fps is None:
+        cmd += ["-fps_mode", "passthrough"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    size = width * height * 3
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, bufsize=size * 2)
+    finished = False
+    try:
+        assert proc.stdout is not None
+        while True:
+            data = proc.stdout.read(size)
+            if len(data) < size:
+                break  # end of stream (a partial last frame cannot happen with rawvideo)
+            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+        finished = True
+    finally:
+        if not finished and proc.poll() is None:
+            proc.kill()  # the consumer stopped early (or failed): do not decode the rest
+        if proc.stdout is not None:
+            proc.stdout.close()
+        code = proc.wait()
+        stderr.seek(0)
+        message = stderr.read().decode(errors="replace").strip()
+        stderr.close()
+    if finished and code != 0:
+        raise MediaError(f"decoding {path} for analysis failed: {message[-400:] or f'exit code {code}'}")
