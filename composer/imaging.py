@@ -74,15 +74,67 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
 
 
-def warp_similarity(image: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Apply a 2x3 affine ``matrix`` (output -> source mapping) with reflected borders."""
+def warp_similarity(
+    image: np.ndarray, matrix: np.ndarray, width: int, height: int, *, wrap: bool = False
+) -> np.ndarray:
+    """Apply a 2x3 affine ``matrix`` (output -> source mapping) with reflected (or wrapped) borders."""
     return cv2.warpAffine(
         image,
         matrix,
         (width, height),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REFLECT_101,
+        borderMode=cv2.BORDER_WRAP if wrap else cv2.BORDER_REFLECT_101,
     )
+
+
+def blend(a: np.ndarray, b: np.ndarray, weight_b: float) -> np.ndarray:
+    """``a * (1 - weight_b) + b * weight_b`` for 8-bit images (rounded, saturated)."""
+    return cv2.addWeighted(a, 1.0 - weight_b, b, weight_b, 0.0)
+
+
+def pad_reflect(image: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Extend ``image`` by ``x`` columns left and right and ``y`` rows top and bottom, mirrored."""
+    return cv2.copyMakeBorder(image, y, y, x, x, cv2.BORDER_REFLECT_101)
+
+
+def color_transform(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x4 colour matrix (per pixel: ``matrix @ [b, g, r, 1]``) to an 8-bit BGR image."""
+    return cv2.transform(image, matrix.astype(np.float32))
+
+
+#: Fixed-point bits for sub-pixel drawing: coordinates are multiplied by 16, so shapes move smoothly.
+_SHIFT = 4
+
+
+def _fixed(points: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(points, dtype=np.float64) * (1 << _SHIFT)).astype(np.int32)
+
+
+def draw_disc(image: np.ndarray, x: float, y: float, radius: float, color: tuple[float, ...]) -> None:
+    """A filled anti-aliased disc at a sub-pixel position (in place)."""
+    cx, cy = _fixed((x, y))
+    cv2.circle(image, (int(cx), int(cy)), max(1, round(radius * (1 << _SHIFT))), color, -1, cv2.LINE_AA, _SHIFT)
+
+
+def draw_polyline(
+    image: np.ndarray, points: np.ndarray, color: tuple[float, ...], thickness: int = 1, closed: bool = False
+) -> None:
+    """An anti-aliased polyline through ``points`` (N x 2 floats, sub-pixel), in place."""
+    cv2.polylines(image, [_fixed(points).reshape(-1, 1, 2)], closed, color, max(1, thickness), cv2.LINE_AA, _SHIFT)
+
+
+def fill_polygon(image: np.ndarray, points: np.ndarray, color: tuple[float, ...]) -> None:
+    """A filled anti-aliased polygon (N x 2 floats, sub-pixel), in place."""
+    cv2.fillPoly(image, [_fixed(points).reshape(-1, 1, 2)], color, cv2.LINE_AA, _SHIFT)
+
+
+def fill_ellipse(
+    image: np.ndarray, x: float, y: float, rx: float, ry: float, color: tuple[float, ...]
+) -> None:
+    """A filled anti-aliased axis-aligned ellipse, in place."""
+    cx, cy = _fixed((x, y))
+    axes = (max(1, round(rx * (1 << _SHIFT))), max(1, round(ry * (1 << _SHIFT))))
+    cv2.ellipse(image, (int(cx), int(cy)), axes, 0.0, 0.0, 360.0, color, -1, cv2.LINE_AA, _SHIFT)
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -69,11 +69,21 @@ def plan_calls(plan: dict[str, object]) -> int:
 
 
 def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: Path) -> None:
-    board = {**BOARD, "generation": {"segment_s": 10, "seed": 1}, "output": {**BOARD["output"], "length_s": 12}}
+    board = {
+        **BOARD,
+        "generation": {"segment_s": 10, "seed": 1},
+        "output": {**BOARD["output"], "length_s": 12},
+        "scenes": [
+            {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 18, "camera": "pan left"},
+            {"id": "city", "prompt": "a city at night", "duration_s": 6},
+        ],
+    }
     result = render(_write(tmp_path, board, "long.yaml"), tmp_path / "out")
     kinds = [t.kind for t in result.manifest.takes]
-    assert "extend" in kinds
-    assert ffmpeg.decode(result.outputs[0]).frames == 288
+    assert "extend" in kinds  # the 12 s segment is an 8 s base plus a 7 s extension
+    continued = [s for s in result.plan.segments if s.continues]
+    assert continued and continued[0].output == 2  # the sea goes on into the second output
+    assert [ffmpeg.decode(p).frames for p in result.outputs] == [288, 288]
 
 
 def test_cli_render_prints_outputs(board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
