@@ -268,9 +268,11 @@ class MediaInfo:
     has_audio: bool
     audio_rate: int | None
     audio_channels: int | None
+    start_s: float | None = None  # the container's start time ("start:" in the banner)
 
 
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_START_RE = re.compile(r"Duration: [^\n]*?start: (-?\d+(?:\.\d+)?)")
 _VIDEO_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)(.*)")
 _AUDIO_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+).*?(\d+) Hz, ([^,]+)")
 _SIZE_RE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
@@ -336,6 +338,7 @@ def probe(path: Path) -> MediaInfo:
         has_audio=audio is not None,
         audio_rate=int(audio.group(2)) if audio else None,
         audio_channels=channels,
+        start_s=float(start.group(1)) if (start := _START_RE.search(text)) else None,
     )
 
 
@@ -439,6 +442,17 @@ def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> 
             )
 
 
+def _input(name: str, index: int, **options: object) -> ffmpeg_graph.nodes.FilterableStream:
+    # ffmpeg-python merges nodes with identical arguments, so the same clip used by two legs
+    # would become one input feeding two chains ("multiple outgoing edges"). A per-input
+    # queue size (harmless: packets buffered between demuxer and decoder) keeps them apart.
+    return ffmpeg_graph.input(name, thread_queue_size=64 + index, **options)
+
+
+def _silence(index: int) -> ffmpeg_graph.nodes.FilterableStream:
+    return _input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", index, f="lavfi")
+
+
 def _rate(fps: Fraction) -> str:
     return fps_text(fps)
 
@@ -446,20 +460,26 @@ def _rate(fps: Fraction) -> str:
 def _video_leg(
     stream: ffmpeg_graph.nodes.FilterableStream, start: int, frames: int, comp: Composition
 ) -> ffmpeg_graph.nodes.FilterableStream:
+    return _video_chain(stream, start, frames, comp.width, comp.height, comp.fps)
+
+
+def _video_chain(
+    stream: ffmpeg_graph.nodes.FilterableStream, start: int, frames: int, width: int, height: int, fps: Fraction
+) -> ffmpeg_graph.nodes.FilterableStream:
     # Constant rate first (VFR -> CFR), then pad by repeating the last frame in case a clip is
     # short, cut to the exact count, square the pixels, fit inside the frame, one time base.
     return (
-        stream.filter("fps", fps=_rate(comp.fps))
+        stream.filter("fps", fps=_rate(fps))
         .filter("tpad", stop=-1, stop_mode="clone")
         .trim(start_frame=start, end_frame=start + frames)
         .setpts("PTS-STARTPTS")
         .filter("scale", "trunc(iw*sar/2)*2", "ih")
         .filter("setsar", 1)
-        .filter("scale", comp.width, comp.height, force_original_aspect_ratio="decrease")
-        .filter("pad", comp.width, comp.height, "(ow-iw)/2", "(oh-ih)/2")
+        .filter("scale", width, height, force_original_aspect_ratio="decrease")
+        .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
         .filter("setsar", 1)
         .filter("format", "yuv420p")
-        .filter("settb", f"{comp.fps.denominator}/{comp.fps.numerator}")
+        .filter("settb", f"{fps.denominator}/{fps.numerator}")
     )
 
 
@@ -478,18 +498,14 @@ def _audio_leg(
 
 def compose_args(comp: Composition, dest: Path) -> list[str]:
     """The full ffmpeg command for a composition (one process: normalise, join, encode)."""
-    inputs = [ffmpeg_graph.input(str(leg.path)) for leg in comp.legs]
+    inputs = [_input(str(leg.path), index) for index, leg in enumerate(comp.legs)]
     videos = [
         _video_leg(inp.video, leg.start, leg.frames, comp) for inp, leg in zip(inputs, comp.legs, strict=True)
     ]
     audios = []
     if comp.audio:
         for index, (inp, leg) in enumerate(zip(inputs, comp.legs, strict=True)):
-            source = (
-                inp.audio
-                if leg.has_audio
-                else ffmpeg_graph.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi")
-            )
+            source = inp.audio if leg.has_audio else _silence(index)
             audios.append(_audio_leg(source, comp.start_samples(index), comp.leg_samples(index)))
     video, audio = videos[0], audios[0] if audios else None
     for k, join in enumerate(comp.joins):
@@ -541,6 +557,322 @@ def compose(comp: Composition, dest: Path, on_progress: ProgressFn | None = None
         )
 
 
+# --- Smart assembly: normalised pieces, stream copies, spans, the final concat ---------------
+#
+# Every piece of a smart render must carry the same codec parameters (SPS/PPS), the same
+# track time base and an exact duration, or the concat demuxer joins them with glitches or
+# drifting timestamps. These helpers make that so; ``compose/smart.py`` decides what to run.
+
+
+def timescale(fps: Fraction) -> int:
+    """The MP4 track timescale every composer encode uses at ``fps`` (as in :func:`x264_args`)."""
+    return fps.numerator * 512 // fps.denominator if fps.denominator == 1 else fps.numerator
+
+
+def timescale_args(fps: Fraction) -> list[str]:
+    # The movie (mvhd) timescale defaults to 1000, which rounds the edit list of a piece whose
+    # duration is not a whole millisecond; the concat demuxer then starts the next piece a few
+    # ticks early. Setting both timescales keeps every timestamp on the frame grid.
+    scale = str(timescale(fps))
+    return ["-video_track_timescale", scale, "-movie_timescale", scale]
+
+
+def keyframe_args(frames: Sequence[int]) -> list[str]:
+    """Force IDR frames at these output frame numbers (by frame number, not by time).
+
+    Forcing by time (``-force_key_frames 0.791667``) can land one frame late when the time is
+    rounded up; ``expr:`` with ``n`` cannot. ``-forced-idr 1`` makes them IDR frames (closed
+    GOP: x264 runs without open-gop by default), so a stream copy can start there.
+    """
+    wanted = sorted({int(f) for f in frames if f > 0})
+    if not wanted:
+        return []
+    expr = "+".join(f"eq(n,{f})" for f in wanted)
+    return ["-force_key_frames", f"expr:{expr}", "-forced-idr", "1"]
+
+
+def seek_text(frame: int, fps: Fraction) -> str:
+    """``-ss`` for the exact start of ``frame``, rounded *down* to the microsecond.
+
+    ffmpeg reads -ss in microseconds and drops frames before it; rounding up could drop the
+    very frame we seek to (at 30000/1001 fps frame times are not whole microseconds).
+    """
+    micros = (Fraction(frame) / fps * 1_000_000).__floor__()
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+@dataclass(frozen=True)
+class PacketInfo:
+    """A video stream's packets as stored (no decoding): what a stream copy can rely on."""
+
+    time_base: Fraction
+    extradata: str  # "size crc" of the codec extradata (avcC: SPS/PPS); "" if none
+    codec: str
+    width: int
+    height: int
+    pts: tuple[int, ...]  # in decode order, in time_base units
+    durations: tuple[int, ...]
+    keys: tuple[bool, ...]
+
+    @property
+    def frames(self) -> int:
+        return len(self.pts)
+
+    def keyframe_indices(self) -> set[int]:
+        """Display indices (0-based) of the key packets."""
+        order = sorted(range(len(self.pts)), key=lambda i: self.pts[i])
+        rank = {packet: index for index, packet in enumerate(order)}
+        return {rank[i] for i, key in enumerate(self.keys) if key}
+
+
+_FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*0x[0-9a-f]+(.*)$")
+
+
+def packets(path: Path) -> PacketInfo:
+    """List the first video stream's packets with ``-f framecrc`` (stream copy, fast)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    if proc.returncode != 0:
+        raise MediaError(f"cannot read the packets of {path}: {proc.stderr.strip()[-300:]}")
+    header: dict[str, str] = {}
+    pts: list[int] = []
+    durations: list[int] = []
+    keys: list[bool] = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("#"):
+            name, _, value = line[1:].partition(":")
+            header[name.split()[0]] = value.strip()
+            continue
+        match = _FRAMECRC_RE.match(line)
+        if match:
+            pts.append(int(match.group(2)))
+            durations.append(int(match.group(3)))
+            # framecrc prints F=0x.. only when the flags are not exactly "key".
+            flags = re.search(r"F=0x([0-9A-Fa-f]+)", match.group(5))
+            keys.append(flags is None or bool(int(flags.group(1), 16) & 1))
+    num, _, den = header.get("tb", "1/1").partition("/")
+    width, _, height = header.get("dimensions", "0x0").partition("x")
+    extradata = " ".join(header.get("extradata", "").replace(",", " ").split())
+    return PacketInfo(
+        time_base=Fraction(int(num), int(den or 1)),
+        extradata=extradata,
+        codec=header.get("codec_id", ""),
+        width=int(width or 0),
+        height=int(height or 0),
+        pts=tuple(pts),
+        durations=tuple(durations),
+        keys=tuple(keys),
+    )
+
+
+def normalize(
+    source: Path,
+    dest: Path,
+    *,
+    start: int,
+    frames: int,
+    width: int,
+    height: int,
+    fps: Fraction,
+    keyframes: Sequence[int],
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Encode frames ``[start, start + frames)`` of ``source`` in the output encoding, video only.
+
+    The same normalisation chain as :func:`compose` (constant rate, hold the last frame if the
+    clip is short, square pixels, letterbox), the shared x264 settings, IDR frames forced at
+    ``keyframes``, exactly ``frames`` frames and the shared timescales.
+    """
+    with atomic_output(dest) as tmp:
+        video = _video_chain(ffmpeg_graph.input(str(source)).video, start, frames, width, height, fps)
+        args = ffmpeg_graph.output(video, str(tmp), f="mp4").compile(cmd=ffmpeg_exe())
+        encode = [*x264_args(fps), *keyframe_args(keyframes), *timescale_args(fps), "-frames:v", str(frames)]
+        run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]],
+            total_frames=frames,
+            on_progress=on_progress,
+            what=f"normalising {source.name}",
+        )
+
+
+def encoder_extradata(width: int, height: int, fps: Fraction) -> str:
+    """The extradata signature (see :class:`PacketInfo`) of composer's encoder at this size/rate.
+
+    Encodes two black frames through the normalisation chain; x264 writes the same SPS/PPS
+    for every picture at one size, rate and setting, so this is what any piece must carry.
+    """
+    with tempfile.TemporaryDirectory() as work:
+        dest = Path(work) / "reference.mp4"
+        source = ffmpeg_graph.input(f"color=c=black:size={width}x{height}:rate={fps_text(fps)}", f="lavfi")
+        video = _video_chain(source.video, 0, 2, width, height, fps)
+        args = ffmpeg_graph.output(video, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
+        encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", "2"]
+        run([args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]], what="probing the encoder")
+        return packets(dest).extradata
+
+
+@dataclass(frozen=True)
+class SpanInput:
+    """One input of a span: ``frames`` frames of ``path`` from frame ``first`` (CFR at the output fps)."""
+
+    path: Path
+    first: int
+    frames: int
+    seek: int  # a keyframe at or before ``first`` to seek to, so decoding starts close by
+
+
+def encode_span(
+    inputs: Sequence[SpanInput],
+    fades: Sequence[int],
+    width: int,
+    height: int,
+    fps: Fraction,
+    dest: Path,
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Encode a short piece: the inputs joined by crossfades (0 = cut), same settings as bodies."""
+    frames = sum(i.frames for i in inputs) - sum(fades)
+    with atomic_output(dest) as tmp:
+        legs = []
+        for item in inputs:
+            # Input seeking lands on the keyframe exactly (see seek_text); the trim then skips
+            # the frames between it and the first one wanted.
+            source = _input(str(item.path), len(legs), ss=seek_text(item.seek, fps)).video
+            legs.append(_video_chain(source, item.first - item.seek, item.frames, width, height, fps))
+        video, length = legs[0], inputs[0].frames
+        for k, fade in enumerate(fades):
+            if fade:
+                video = ffmpeg_graph.filter(
+                    [video, legs[k + 1]],
+                    "xfade",
+                    transition="fade",
+                    duration=f"{float(Fraction(fade) / fps):.6f}",
+                    offset=f"{float(Fraction(length - fade) / fps):.6f}",
+                )
+            else:
+                video = ffmpeg_graph.concat(video, legs[k + 1], v=1, a=0)
+            length += inputs[k + 1].frames - fade
+        args = ffmpeg_graph.output(video, str(tmp), f="mp4").compile(cmd=ffmpeg_exe())
+        encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", str(frames)]
+        run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]],
+            total_frames=frames,
+            on_progress=on_progress,
+            what=f"encoding a crossfade for {dest.name}",
+        )
+
+
+def copy_frames(source: Path, dest: Path, *, first: int, frames: int, fps: Fraction) -> None:
+    """Stream-copy ``frames`` frames of ``source`` from the IDR frame ``first``, video only.
+
+    ``-frames:v`` counts packets in decode order; in a closed GOP that starts at an IDR these
+    are exactly the display frames ``[first, first + frames)`` when the next frame is an IDR
+    too (or the file ends), which the caller guarantees.
+    """
+    with atomic_output(dest) as tmp:
+        cmd = [*_base_args(), "-loglevel", "error", "-ss", seek_text(first, fps), "-i", str(source)]
+        cmd += ["-map", "0:v:0", "-c", "copy", "-frames:v", str(frames), *timescale_args(fps)]
+        cmd += ["-an", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+        if proc.returncode != 0:
+            raise MediaError(f"copying frames of {source.name} failed: {proc.stderr.strip()[-400:]}")
+
+
+def _audio_mix(comp: Composition) -> tuple[list[ffmpeg_graph.nodes.FilterableStream], object | None]:
+    """The audio graph of :func:`compose` alone: exact samples per leg, acrossfade, silence."""
+    if not comp.audio:
+        return [], None
+    legs = []
+    for index, leg in enumerate(comp.legs):
+        source = _input(str(leg.path), index).audio if leg.has_audio else _silence(index)
+        legs.append(_audio_leg(source, comp.start_samples(index), comp.leg_samples(index)))
+    audio = legs[0]
+    for k, join in enumerate(comp.joins):
+        if join.fade:
+            audio = ffmpeg_graph.filter(
+                [audio, legs[k + 1]], "acrossfade", ns=comp.fade_samples(k), c1="tri", c2="tri"
+            )
+        else:
+            audio = ffmpeg_graph.concat(audio, legs[k + 1], v=0, a=1)
+    return legs, audio.filter("apad").filter("atrim", end_sample=comp.samples)
+
+
+def assemble_args(pieces: Sequence[Path], comp: Composition, listing: Path, dest: Path) -> list[str]:
+    """The final call: concat the video pieces by stream copy, mix and encode the audio once."""
+    listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in pieces))
+    video = ffmpeg_graph.input(str(listing), f="concat", safe=0).video
+    _, audio = _audio_mix(comp)
+    streams = [video] if audio is None else [video, audio]
+    args = ffmpeg_graph.output(*streams, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
+    encode = ["-c:v", "copy", *timescale_args(comp.fps), "-frames:v", str(comp.frames)]
+    if audio is not None:
+        encode += audio_args()
+    encode += ["-movflags", "+faststart"]
+    return [*args[:-1], *encode, args[-1]]
+
+
+def assemble(
+    pieces: Sequence[Path], comp: Composition, dest: Path, on_progress: ProgressFn | None = None
+) -> None:
+    """Write ``dest`` from video pieces that share one encoding, with the composition's audio."""
+    with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
+        args = assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp)
+        run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:]],
+            total_frames=comp.frames,
+            on_progress=on_progress,
+            what=f"assembling {dest.name}",
+        )
+
+
+def frame_hashes(path: Path) -> list[str]:
+    """MD5 of every decoded frame (``-f framemd5``): bit-exact comparison of pictures."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-f", "framemd5", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    if proc.returncode != 0:
+        raise MediaError(f"cannot decode {path}: {proc.stderr.strip()[-300:]}")
+    return [line.rsplit(",", 1)[1].strip() for line in proc.stdout.splitlines() if line and line[0] != "#"]
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    psnr: float  # average over Y, U, V in dB; inf for identical frames
+    ssim: float  # "All" SSIM, 1.0 for identical frames
+
+
+def compare_video(a: Path, b: Path) -> list[FrameScore]:
+    """Per-frame PSNR and SSIM of ``b`` against ``a`` (ffmpeg's psnr and ssim filters)."""
+    with tempfile.TemporaryDirectory() as work:
+        psnr_log, ssim_log = Path(work) / "psnr.log", Path(work) / "ssim.log"
+        graph = (
+            "[0:v]split[a1][a2];[1:v]split[b1][b2];"
+            f"[a1][b1]psnr=stats_file={psnr_log.as_posix()}[p];"
+            f"[a2][b2]ssim=stats_file={ssim_log.as_posix()}[s]"
+        )
+        cmd = [*_base_args(), "-loglevel", "error", "-i", str(a), "-i", str(b), "-filter_complex", graph]
+        cmd += ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+        if proc.returncode != 0:
+            raise MediaError(f"cannot compare {a.name} with {b.name}: {proc.stderr.strip()[-300:]}")
+        psnr = [
+            float(m.group(1)) for m in re.finditer(r"psnr_avg:(\S+)", psnr_log.read_text())
+        ]
+        ssim = [float(m.group(1)) for m in re.finditer(r"All:(\S+)", ssim_log.read_text())]
+    return [FrameScore(p, s) for p, s in zip(psnr, ssim, strict=False)]
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """The first audio stream decoded to 48 kHz stereo float32, shape (samples, 2)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    cmd += ["-map", "0:a:0", "-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-"]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise MediaError(f"cannot decode the audio of {path}: {proc.stderr.decode(errors='replace')[-300:]}")
+    return np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, 2)
+
+
 def read_frames(
     path: Path,
     width: int,
@@ -574,25 +906,24 @@ def read_frames(
         cmd += ["-fps_mode", "passthrough"]
     cmd += ["-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     size = width * height * 3
-    stderr = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, bufsize=size * 2)
-    finished = False
-    try:
-        assert proc.stdout is not None
-        while True:
-            data = proc.stdout.read(size)
-            if len(data) < size:
-                break  # end of stream (a partial last frame cannot happen with rawvideo)
-            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
-        finished = True
-    finally:
-        if not finished and proc.poll() is None:
-            proc.kill()  # the consumer stopped early (or failed): do not decode the rest
-        if proc.stdout is not None:
-            proc.stdout.close()
-        code = proc.wait()
-        stderr.seek(0)
-        message = stderr.read().decode(errors="replace").strip()
-        stderr.close()
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, bufsize=size * 2)
+        finished = False
+        try:
+            assert proc.stdout is not None
+            while True:
+                data = proc.stdout.read(size)
+                if len(data) < size:
+                    break  # end of stream (a partial last frame cannot happen with rawvideo)
+                yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+            finished = True
+        finally:
+            if not finished and proc.poll() is None:
+                proc.kill()  # the consumer stopped early (or failed): do not decode the rest
+            if proc.stdout is not None:
+                proc.stdout.close()
+            code = proc.wait()
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace").strip()
     if finished and code != 0:
         raise MediaError(f"decoding {path} for analysis failed: {message[-400:] or f'exit code {code}'}")

@@ -143,3 +143,15 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def jpeg_data_uri(image: np.ndarray, width: int = 240, quality: int = 80) -> str:
+    """A small JPEG of ``image`` as a ``data:`` URI, for self-contained pages."""
+    import base64
+
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (width, max(2, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise MediaError("cannot encode a thumbnail as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")

@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from composer import ffmpeg
 from composer._version import __version__
 from composer.backends import registry
+from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output
 from composer.errors import EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, OutputRecord, TakeRecord, read_outputs, versions
@@ -28,7 +31,11 @@ from composer.jobs.cache import TakeCache, write_json_atomic
 from composer.jobs.runner import Runner, TakeEvent
 from composer.plan.model import Plan
 from composer.plan.planner import make_plan
+from composer.report import write_report
+from composer.report.build import build_report
+from composer.report.model import Report
 from composer.storyboard.load import LoadedStoryboard, load_storyboard
+from composer.storyboard.model import ContinuitySettings
 from composer.timecode import parse_fps, to_seconds
 
 
@@ -55,6 +62,8 @@ class RenderResult:
     manifest_path: Path
     manifest: Manifest
     plan: Plan = field(repr=False)
+    report_path: Path | None = None
+    report: Report | None = field(default=None, repr=False)
 
 
 def _override(loaded: LoadedStoryboard, backend: str | None, model: str | None) -> LoadedStoryboard:
@@ -125,17 +134,25 @@ def render(
     force: bool = False,
     cache_dir: str | Path | None = None,
     workers: int | None = None,
+    regenerate: bool | None = None,
+    max_attempts: int | None = None,
+    continuity: dict[str, float] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> RenderResult:
     """Render a storyboard file to ``out_dir`` (default ``renders/<stem>/``).
 
-    Writes ``part01.mp4``..., ``plan.json`` and ``manifest.json``. Takes come from the cache
-    when their request was made before (``force`` makes them again). Ctrl-C raises
+    Writes ``part01.mp4``..., ``plan.json``, ``manifest.json``, ``report.json`` and
+    ``report.html``. Takes come from the cache when their request was made before (``force``
+    makes them again). Every take is checked for drift and seams; ``regenerate``,
+    ``max_attempts`` and ``continuity`` (threshold overrides such as ``brightness_regenerate``)
+    override the storyboard's ``continuity:`` block. Ctrl-C raises
     :class:`~composer.errors.Interrupted` after finished takes are safely in the cache.
     """
     started = time.perf_counter()
     report = on_progress or (lambda _p: None)
     loaded, plan = load_and_plan(source, backend=backend, model=model)
+    plan = with_continuity(plan, regenerate=regenerate, max_attempts=max_attempts, overrides=continuity)
+    settings = plan.continuity
     out = Path(out_dir) if out_dir is not None else default_out_dir(loaded.path)
     cache = TakeCache(Path(cache_dir) if cache_dir else None)
     ffmpeg.ffmpeg_exe()  # fail early, before any generation, if there is no ffmpeg
@@ -145,8 +162,9 @@ def render(
     records: list[TakeRecord] = []
 
     def on_take(event: TakeEvent) -> None:
-        nonlocal done_chunks
+        nonlocal done_chunks, total_chunks
         done_chunks += 1
+        total_chunks = max(total_chunks, done_chunks)  # regenerations add chunks
         take = event.take
         records.append(
             TakeRecord(
@@ -174,6 +192,7 @@ def render(
         )
 
     instance = registry.create(plan.generation.backend)
+    judge = ContinuityJudge(plan, settings.overrides())
     try:
         report(Progress("generate", 0, total_chunks, f"{len(plan.segments)} segments, {total_chunks} chunks"))
         runner = Runner(
@@ -183,6 +202,9 @@ def render(
             workers=workers or min(2, os.cpu_count() or 1),
             force=force,
             on_event=on_take,
+            judge=judge,
+            max_attempts=settings.max_attempts,
+            regenerate=settings.regenerate,
         )
         result = runner.run()
     except KeyboardInterrupt:
@@ -268,4 +290,44 @@ def render(
         notes=list(plan.notes),
     )
     write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
-    return RenderResult(out.resolve(), paths, plan_path.resolve(), manifest_path.resolve(), manifest, plan)
+    report(Progress("report", 0, 1, "drift report"))
+    drift_report = build_report(
+        plan, paths, result, judge, regenerate=settings.regenerate, max_attempts=settings.max_attempts
+    )
+    _, report_html = write_report(drift_report, out)
+    report(Progress("report", 1, 1, report_html.name))
+    return RenderResult(
+        out.resolve(),
+        paths,
+        plan_path.resolve(),
+        manifest_path.resolve(),
+        manifest,
+        plan,
+        report_path=report_html.resolve(),
+        report=drift_report,
+    )
+
+
+def with_continuity(
+    plan: Plan,
+    *,
+    regenerate: bool | None = None,
+    max_attempts: int | None = None,
+    overrides: dict[str, float] | None = None,
+) -> Plan:
+    """The plan with command-line continuity settings laid over the storyboard's."""
+    updates: dict[str, object] = dict(overrides or {})
+    if regenerate is not None:
+        updates["regenerate"] = regenerate
+    if max_attempts is not None:
+        updates["max_attempts"] = max_attempts
+    if not updates:
+        return plan
+    try:
+        settings = ContinuitySettings.model_validate({**plan.continuity.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise PlanError(f"continuity override rejected: {problems}") from None
+    return plan.model_copy(update={"continuity": settings})

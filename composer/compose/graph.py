@@ -76,3 +76,158 @@ def build(
     joins = tuple(LegJoin(fade=f, offset=o) for f, o in zip(fades, offsets, strict=True))
     frames = timing.joined_length([leg.frames for leg in legs], fades)
     return Composition(tuple(legs), joins, width, height, fps, audio, frames)
+
+
+# --- Smart assembly: which frames are stream-copied and which are encoded again -------------
+#
+# A smart render copies each leg's "body" packet for packet and re-encodes only what changes
+# (the crossfade windows). Packets can only be copied in whole closed GOPs, so a body must
+# start on an IDR frame and end just before one (or at the end of the file). Everything not in
+# a body is a *span*: a short composition of its own (the tail of one leg, the head of the
+# next, and the crossfade between them) encoded with the same x264 settings.
+
+
+def fade_in(comp: Composition, index: int) -> int:
+    """Frames at the start of leg ``index`` that are blended with the previous leg."""
+    return comp.joins[index - 1].fade if index > 0 else 0
+
+
+def fade_out(comp: Composition, index: int) -> int:
+    """Frames at the end of leg ``index`` that are blended with the next leg."""
+    return comp.joins[index].fade if index < len(comp.joins) else 0
+
+
+def leg_starts(comp: Composition) -> list[int]:
+    """Output frame where each leg's first frame lands."""
+    return [0, *(join.offset for join in comp.joins)]
+
+
+def leg_keyframes(comp: Composition, index: int) -> tuple[int, ...]:
+    """Frames of leg ``index`` (counted from its ``start``) that should be IDR frames.
+
+    With these keyframes the whole leg between its two crossfades can be copied: 0 (every
+    encode starts with one), the first frame after the incoming fade, and the first frame of
+    the outgoing fade.
+    """
+    frames = comp.legs[index].frames
+    wanted = {0, fade_in(comp, index), frames - fade_out(comp, index)}
+    return tuple(sorted(k for k in wanted if 0 <= k < frames))
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Frames ``[first, first + frames)`` of leg ``leg``, stream-copied to output frame ``at``."""
+
+    leg: int
+    first: int
+    frames: int
+    at: int
+
+
+@dataclass(frozen=True)
+class SpanPart:
+    """Frames ``[first, first + frames)`` of leg ``leg`` as one input of a span."""
+
+    leg: int
+    first: int
+    frames: int
+
+
+@dataclass(frozen=True)
+class Span:
+    """Re-encoded frames: ``parts`` joined by ``fades`` (as a composition), at output frame ``at``."""
+
+    parts: tuple[SpanPart, ...]
+    fades: tuple[int, ...]
+    at: int
+
+    @property
+    def frames(self) -> int:
+        return timing.joined_length([p.frames for p in self.parts], self.fades)
+
+
+Piece = Copy | Span
+
+
+@dataclass(frozen=True)
+class SmartPlan:
+    """The pieces of an output in order; their frames add up to the composition's."""
+
+    pieces: tuple[Piece, ...]
+
+    @property
+    def copied_frames(self) -> int:
+        return sum(p.frames for p in self.pieces if isinstance(p, Copy))
+
+    @property
+    def encoded_frames(self) -> int:
+        return sum(p.frames for p in self.pieces if isinstance(p, Span))
+
+
+def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan:
+    """Split ``comp`` into copied bodies and encoded spans.
+
+    ``cut_points[i]`` holds the frames of leg i (counted from the leg's first frame) where its
+    source can be split by stream copy: IDR frames of a closed GOP, and the end of the file.
+    A body is the widest copyable range between the leg's two crossfades; a leg without one is
+    encoded whole as part of the span around it. Raises ValueError if a leg's two crossfades
+    overlap (the middle leg is shorter than its fades), which no piecewise plan can express.
+    """
+    if len(cut_points) != len(comp.legs):
+        raise ValueError("need the cut points of every leg")
+    bodies: list[tuple[int, int] | None] = []
+    for i, leg in enumerate(comp.legs):
+        lo, hi = fade_in(comp, i), leg.frames - fade_out(comp, i)
+        if lo > hi:
+            raise ValueError(
+                f"leg {i + 1} has {leg.frames} frames, fewer than its two crossfades "
+                f"({lo} + {fade_out(comp, i)}) need"
+            )
+        # Only cut points inside the leg count: a start must be an IDR before the leg's end.
+        points = sorted(p for p in cut_points[i] if 0 <= p <= leg.frames)
+        start = next((p for p in points if p >= lo and p < leg.frames), None)
+        end = next((p for p in reversed(points) if p <= hi), None)
+        bodies.append((start, end) if start is not None and end is not None and start < end else None)
+
+    starts = leg_starts(comp)
+    pieces: list[Piece] = []
+    parts: list[SpanPart] = []
+    fades: list[int] = []
+    span_at = 0
+
+    def flush() -> None:
+        nonlocal parts, fades
+        if parts:
+            pieces.append(Span(tuple(parts), tuple(fades), span_at))
+        parts, fades = [], []
+
+    def add_part(part: SpanPart, join_fade: int) -> None:
+        # A join between two parts of the same span becomes one of the span's own fades.
+        nonlocal span_at
+        if part.frames <= 0:
+            return
+        if not parts:
+            span_at = starts[part.leg] + part.first
+        else:
+            fades.append(join_fade)
+        parts.append(part)
+
+    for i, leg in enumerate(comp.legs):
+        body = bodies[i]
+        incoming = fade_in(comp, i)
+        if body is None:
+            add_part(SpanPart(i, 0, leg.frames), incoming)
+            continue
+        first, end = body
+        add_part(SpanPart(i, 0, first), incoming)
+        flush()
+        pieces.append(Copy(i, first, end - first, starts[i] + first))
+        # The rest of the leg starts the next span (its outgoing fade is inside it).
+        parts, fades = [], []
+        add_part(SpanPart(i, end, leg.frames - end), 0)
+    flush()
+    plan = SmartPlan(tuple(pieces))
+    total = sum(p.frames for p in plan.pieces)
+    if total != comp.frames:  # an invariant of the arithmetic above, checked to stay honest
+        raise AssertionError(f"smart plan covers {total} frames, composition has {comp.frames}")
+    return plan

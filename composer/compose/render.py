@@ -2,17 +2,23 @@
 
 What lives here: mapping an :class:`~composer.plan.model.OutputPlan` and its takes to a
 :class:`~composer.compose.graph.Composition`, running it, and verifying the result (exact
-frame count, audio length, no decoder errors). What does not: ffmpeg command lines
-(``composer/ffmpeg.py``) or choosing takes (``jobs/``).
+frame count, audio length, no decoder errors). Two ways to render: the smart path
+(``compose/smart.py``: copied bodies, re-encoded crossfades; needs the takes normalised, which
+:func:`prepare_take` does as soon as a take is accepted) and the full one-command re-encode
+(:func:`composer.ffmpeg.compose`), used when the smart path is refused or its output fails a
+check. :class:`OutputCheck` says which path made the file and why, for the manifest.
+What does not: ffmpeg command lines (``composer/ffmpeg.py``) or choosing takes (``jobs/``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer import ffmpeg
+from composer.compose import smart
 from composer.compose.graph import Composition, Leg, build
+from composer.compose.normalize import Normalized, normalize_take
 from composer.errors import MediaError
 from composer.jobs.cache import Take
 from composer.plan.model import OutputPlan, OutputSpec
@@ -28,6 +34,10 @@ class OutputCheck:
     audio_samples: int | None
     expected_frames: int
     expected_samples: int | None
+    method: str = "full"  # "smart" (copied bodies + re-encoded crossfades) or "full" (one re-encode)
+    reason: str = ""  # why the full path was used (empty for smart)
+    encoded_frames: int | None = None  # frames encoded while assembling (smart: the crossfade spans)
+    copied_frames: int | None = None  # frames stream-copied (smart only)
 
 
 def composition_for(output: OutputPlan, spec: OutputSpec, takes: dict[str, Take]) -> Composition:
@@ -45,6 +55,27 @@ def composition_for(output: OutputPlan, spec: OutputSpec, takes: dict[str, Take]
     )
 
 
+def _placeholder_composition(output: OutputPlan, spec: OutputSpec) -> Composition:
+    # The frame arithmetic of an output needs no takes; placeholders stand in for their paths.
+    legs = [Leg(Path(s.id), s.clip_frames, False, s.take_offset) for s in output.segments]
+    return build(
+        legs, [j.frames for j in output.joins], spec.width, spec.height, parse_fps(spec.fps), spec.audio
+    )
+
+
+def prepare_take(
+    output: OutputPlan, spec: OutputSpec, segment_index: int, take: Take, *, cache_dir: Path | None = None
+) -> Normalized:
+    """Normalise ``take`` for its segment as soon as it is accepted (safe in a background thread).
+
+    The normalised file is cached beside the take (or in ``cache_dir``), keyed by the spec, so
+    :func:`compose_output` later finds it and only copies. A take that already carries the
+    output encoding with the right keyframes is left untouched.
+    """
+    comp = _placeholder_composition(output, spec)
+    return normalize_take(take.path, smart.leg_spec(comp, segment_index), cache_dir=cache_dir)
+
+
 def verify(path: Path, comp: Composition) -> OutputCheck:
     """Decode ``path`` fully; MediaError unless frames and audio are exactly as planned."""
     report = ffmpeg.decode(path)
@@ -60,18 +91,70 @@ def verify(path: Path, comp: Composition) -> OutputCheck:
     return OutputCheck(report.frames, report.audio_samples, comp.frames, expected_samples)
 
 
+def verify_strict(path: Path, comp: Composition) -> OutputCheck:
+    """:func:`verify`, plus what a stitched file must also show: no decoder warnings, start at 0."""
+    check = verify(path, comp)
+    report = ffmpeg.decode(path)
+    if report.warnings:
+        raise MediaError(f"{path.name} decodes with warnings: {report.warnings[:500]}")
+    start = ffmpeg.probe(path).start_s
+    first_pts = min(ffmpeg.packets(path).pts, default=0)
+    if start not in (None, 0.0) or first_pts != 0:
+        raise MediaError(f"{path.name} starts at {start} s (first frame at {first_pts}), not 0")
+    return check
+
+
 def compose_output(
     output: OutputPlan,
     spec: OutputSpec,
     takes: dict[str, Take],
     dest: Path,
     on_progress: ffmpeg.ProgressFn | None = None,
+    *,
+    smart_path: bool = True,
+    cache_dir: Path | None = None,
 ) -> OutputCheck:
-    """Write ``dest`` for ``output`` and verify it; a failed check removes the file."""
-    comp = composition_for(output, spec, takes)
+    """Write ``dest`` for ``output`` and verify it; a failed check removes the file.
+
+    Tries the smart path first (when ``smart_path``), and falls back to the full re-encode
+    when it is refused or its file fails a check; the returned check says which and why.
+    """
+    return compose_composition(
+        composition_for(output, spec, takes), dest, on_progress, smart_path=smart_path, cache_dir=cache_dir
+    )
+
+
+def compose_composition(
+    comp: Composition,
+    dest: Path,
+    on_progress: ffmpeg.ProgressFn | None = None,
+    *,
+    smart_path: bool = True,
+    cache_dir: Path | None = None,
+) -> OutputCheck:
+    """The two-path render of any composition (used by outputs and by ``compose_clips``)."""
+    reason = "smart path turned off"
+    if smart_path:
+        try:
+            result = smart.compose_smart(comp, dest, cache_dir=cache_dir, on_progress=on_progress)
+            check = verify_strict(dest, comp)
+            return replace(
+                check,
+                method="smart",
+                encoded_frames=result.plan.encoded_frames,
+                copied_frames=result.plan.copied_frames,
+            )
+        except smart.SmartUnavailable as exc:
+            reason = str(exc)
+        except MediaError as exc:
+            # Anything odd in the stitched file (or in making it) costs one full render, never
+            # a broken output.
+            reason = f"smart assembly failed its check: {exc}"
+            dest.unlink(missing_ok=True)
     ffmpeg.compose(comp, dest, on_progress)
     try:
-        return verify(dest, comp)
+        check = verify(dest, comp)
     except MediaError:
         dest.unlink(missing_ok=True)
         raise
+    return replace(check, method="full", reason=reason, encoded_frames=comp.frames, copied_frames=0)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends.base import Capabilities, Size
+from composer.storyboard.model import ContinuitySettings
 
 PLAN_VERSION = 1
 
@@ -118,6 +119,7 @@ class Plan(_Frozen):
     dropped_frames: int = Field(0, description="Frames left out by remainder: drop.")
     extended_frames: int = Field(0, description="Frames added to the last scene by remainder: extend.")
     outputs: tuple[OutputPlan, ...]
+    continuity: ContinuitySettings = Field(default_factory=ContinuitySettings)
     notes: tuple[str, ...] = ()
 
     @property

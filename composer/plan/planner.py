@@ -326,5 +326,6 @@ def make_plan(
         dropped_frames=dropped,
         extended_frames=extended,
         outputs=tuple(outputs),
+        continuity=storyboard.continuity,
         notes=tuple(notes),
     )

@@ -148,6 +148,31 @@ class GenerationSettings(_Model):
     )
 
 
+class ContinuitySettings(_Model):
+    """Drift and seam checks, and what to do when they fail. Unset levels use the defaults
+    documented in docs/analysis.md (measured on footage with defects of known size)."""
+
+    max_attempts: int = Field(3, ge=1, le=10, description="Attempts per segment before the best is kept and flagged.")
+    regenerate: bool = Field(True, description="False: only report, never regenerate.")
+    brightness_warn: float | None = Field(None, gt=0, description="|ΔL*| against the anchor window.")
+    brightness_regenerate: float | None = Field(None, gt=0)
+    saturation_warn: float | None = Field(None, gt=0, description="|ΔS/S| of mean saturation.")
+    saturation_regenerate: float | None = Field(None, gt=0)
+    hist_sim_warn: float | None = Field(None, gt=0, le=1, description="Colour similarity below this warns.")
+    hist_sim_regenerate: float | None = Field(None, gt=0, le=1, description="The design's regenerate line is 0.75.")
+    ncc_warn: float | None = Field(None, gt=-1, le=1, description="Structural similarity below this warns.")
+    ncc_regenerate: float | None = Field(None, gt=-1, le=1)
+    camera_warn: float | None = Field(None, gt=0, description="Camera drift on static shots, % of width.")
+    camera_regenerate: float | None = Field(None, gt=0)
+    seam_warn_z: float | None = Field(None, gt=0, description="Robust z-score at a join that warns.")
+    seam_regenerate_z: float | None = Field(None, gt=0)
+
+    def overrides(self) -> dict[str, float]:
+        """The thresholds that were set, without the policy fields."""
+        skip = {"max_attempts", "regenerate"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
 class Scene(_Model):
     """One scene: a prompt held for ``duration_s`` seconds."""
 
@@ -188,6 +213,7 @@ class Storyboard(_Model):
     title: str = Field("", max_length=200, description="A name for the piece.")
     output: OutputSettings = Field(default_factory=OutputSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    continuity: ContinuitySettings = Field(default_factory=ContinuitySettings)
     style: str = Field("", max_length=1000, description="Added to the end of every prompt.")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order.")
 

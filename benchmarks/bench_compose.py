@@ -1,0 +1,172 @@
+"""Benchmark composition: full xfade re-encode vs moviepy 2 vs composer's smart assembly.
+
+For each size (1080p24 and 720p24) it makes three 20 s clips with audio whose content is not
+trivially compressible (testsrc2; mandelbrot rendered at half size and upscaled; gradients
+soft-light blended with life), encoded like a generator's takes would be (x264 medium, its
+default keyframes, AAC). Then it joins them with two 1 s crossfades (58 s, 1392 frames) and
+prints, in one table:
+
+* ``full``: composer's single-command ``xfade`` + ``acrossfade`` re-encode (``ffmpeg.compose``);
+* ``moviepy``: moviepy 2 ``concatenate_videoclips(method="compose", padding=-1)`` with
+  ``CrossFadeIn`` and audio fades (x264 veryfast, the same preset) -- skipped if not installed;
+* ``normalise``: composer bringing each take to the output encoding, as the pipeline does
+  while the other segments are still generating (per take, summed);
+* ``assembly``: composer's smart assembly from the normalised takes (the tail a user waits for
+  when the last take was generated straight into the output encoding);
+* ``tail``: normalising the last take plus assembly (the tail when the last take comes from an
+  API in another encoding).
+
+Each row has wall time, frame count, a clean-decode flag and the ratio to composer's assembly.
+Afterwards: PSNR / SSIM of the smart output against the full re-encode (whole file and the
+crossfade windows) and whether the bodies equal the normalised takes bit for bit.
+
+Run: ``python benchmarks/bench_compose.py [--quick] [--sizes 1920x1080,1280x720] [--no-moviepy]``
+(``pip install -e .[bench]`` for moviepy). ``--quick`` uses 4 s clips. The figures are noisy on
+a shared machine; the ratios within one run are what count. Never assert on them in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from composer import ffmpeg
+from composer.compose import smart
+from composer.compose.graph import Copy, Leg, build
+from composer.compose.normalize import normalize_take
+
+FPS = Fraction(24)
+SOURCES = {
+    "a": "testsrc2=size={w}x{h}:rate=24",
+    "b": "mandelbrot=size={hw}x{hh}:rate=24,scale={w}:{h}",
+    "c": "gradients=size={w}x{h}:rate=24:speed=0.02[g];life=size={w}x{h}:rate=24:mold=10:ratio=0.2,format=rgba[l];"
+    "[g][l]blend=all_mode=softlight",
+}
+
+
+def make_clip(name: str, width: int, height: int, seconds: float, hz: int, dest: Path) -> None:
+    graph = SOURCES[name].format(w=width, h=height, hw=width // 2, hh=height // 2)
+    cmd = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-filter_complex", f"{graph},format=yuv420p[v]"]
+    cmd += ["-f", "lavfi", "-i", f"sine=frequency={hz}:sample_rate=48000:duration={seconds}"]
+    cmd += ["-map", "[v]", "-map", "0:a", "-t", str(seconds), "-c:v", "libx264", "-preset", "medium"]
+    cmd += ["-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(dest)]
+    subprocess.run(cmd, check=True)
+
+
+def moviepy_join(paths: list[Path], fade_s: float, dest: Path) -> float | None:
+    """moviepy 2's crossfade concatenation; None if moviepy is not installed."""
+    try:
+        from moviepy import VideoFileClip, afx, concatenate_videoclips, vfx
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    clips = [VideoFileClip(str(p)) for p in paths]
+    faded = []
+    for i, clip in enumerate(clips):
+        effects = []
+        if i > 0:  # CrossFadeIn fades the mask: only effective with method="compose"
+            effects += [vfx.CrossFadeIn(fade_s), afx.AudioFadeIn(fade_s)]
+        if i < len(clips) - 1:  # overlapping audio is summed: fade the outgoing one out
+            effects.append(afx.AudioFadeOut(fade_s))
+        faded.append(clip.with_effects(effects) if effects else clip)
+    # padding=-F with the default method="chain" silently gives hard cuts; compose it is.
+    final = concatenate_videoclips(faded, method="compose", padding=-fade_s)
+    final.write_videofile(
+        str(dest), fps=24, codec="libx264", preset="veryfast", audio_codec="aac", logger=None, threads=2
+    )
+    for clip in clips:
+        clip.close()
+    return time.perf_counter() - started
+
+
+def _clean(path: Path) -> tuple[int, bool]:
+    report = ffmpeg.decode(path)
+    return report.frames, not report.errors and not report.warnings
+
+
+def bench_size(width: int, height: int, seconds: float, use_moviepy: bool, work: Path) -> None:
+    print(f"\n== {width}x{height} @ 24 fps, 3 x {seconds:g} s, two 1 s crossfades ==", flush=True)
+    paths = []
+    for name, hz in zip("abc", (440, 660, 880), strict=True):
+        path = work / f"{name}_{height}.mp4"
+        make_clip(name, width, height, seconds, hz, path)
+        paths.append(path)
+    frames = round(seconds * 24)
+    comp = build([Leg(p, frames, True) for p in paths], [24, 24], width, height, FPS, True)
+    rows: list[tuple[str, float, int | None, bool | None]] = []
+
+    started = time.perf_counter()
+    full = work / f"full_{height}.mp4"
+    ffmpeg.compose(comp, full)
+    rows.append(("full xfade re-encode (ffmpeg.compose)", time.perf_counter() - started, *_clean(full)))
+
+    if use_moviepy:
+        mp = work / f"moviepy_{height}.mp4"
+        took = moviepy_join(paths, 1.0, mp)
+        if took is None:
+            print("moviepy not installed (pip install -e .[bench]); skipped")
+        else:
+            rows.append(("moviepy 2 compose + CrossFadeIn", took, *_clean(mp)))
+
+    norm_times, legs = [], []
+    for i, path in enumerate(paths):
+        started = time.perf_counter()
+        legs.append(normalize_take(path, smart.leg_spec(comp, i), cache_dir=work / f"norm{height}"))
+        norm_times.append(time.perf_counter() - started)
+    out = work / f"smart_{height}.mp4"
+    started = time.perf_counter()
+    plan = smart.assemble(comp, legs, out)
+    assembly = time.perf_counter() - started
+    out_frames, out_clean = _clean(out)
+    rows.append(("composer normalise (3 takes, during generation)", sum(norm_times), None, None))
+    rows.append(("composer assembly (smart)", assembly, out_frames, out_clean))
+    rows.append(("composer tail: normalise last take + assembly", norm_times[-1] + assembly, None, None))
+
+    print(f"{'step':50} {'wall s':>8} {'frames':>7} {'clean':>6} {'x assembly':>11}")
+    for name, wall, count, clean in rows:
+        flag = "" if clean is None else ("yes" if clean else "NO")
+        print(f"{name:50} {wall:8.2f} {count if count is not None else '':>7} {flag:>6} {wall / assembly:11.1f}")
+    full_s = rows[0][1]
+    print(
+        f"expected {comp.frames} frames; re-encoded {plan.encoded_frames}, copied {plan.copied_frames}; "
+        f"assembly = {assembly / full_s:.1%} of the full re-encode, "
+        f"tail with the last take normalised = {(norm_times[-1] + assembly) / full_s:.1%}"
+    )
+
+    scores = ffmpeg.compare_video(full, out)
+    windows = [s for j in comp.joins for s in scores[j.offset : j.offset + j.fade]]
+    print(
+        f"smart vs full: PSNR min {min(s.psnr for s in scores):.2f} dB mean "
+        f"{sum(min(s.psnr, 99) for s in scores) / len(scores):.2f} dB, SSIM min {min(s.ssim for s in scores):.4f}; "
+        f"windows PSNR min {min(s.psnr for s in windows):.2f} dB, SSIM min {min(s.ssim for s in windows):.4f}"
+    )
+    out_hashes = ffmpeg.frame_hashes(out)
+    exact = True
+    for piece in plan.pieces:
+        if isinstance(piece, Copy):
+            body = ffmpeg.frame_hashes(legs[piece.leg].path)[piece.first : piece.first + piece.frames]
+            exact &= out_hashes[piece.at : piece.at + piece.frames] == body
+    print(f"bodies identical to the normalised takes (decoded, bit for bit): {exact}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 s clips instead of 20 s")
+    parser.add_argument("--sizes", default="1920x1080,1280x720")
+    parser.add_argument("--no-moviepy", action="store_true")
+    args = parser.parse_args(argv)
+    print(ffmpeg.ffmpeg_version())
+    with tempfile.TemporaryDirectory(prefix="bench_compose.") as work:
+        for size in args.sizes.split(","):
+            width, height = (int(v) for v in size.split("x"))
+            bench_size(width, height, 4.0 if args.quick else 20.0, not args.no_moviepy, Path(work))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Continuity checks of a segment's takes: the bridge from ``analysis/`` measurements to ``decide`` checks.
+
+For each attempt at a segment it measures, on the final take of the chain:
+
+* drift inside the segment against its first frames (motion-compensated), each metric
+  mapped to the chunk where it first crossed its warn level;
+* every seam between the base clip and its extensions (``seam.extension<k>``);
+* jumps or cuts anywhere inside the take (``discontinuity``);
+* the seam with the segment it continues from (``seam.previous``): the earlier take up to the
+  frame the new one starts from, then the new take.
+
+and keeps the full measurements per take key for the report. What does not live here: the
+metrics themselves (``analysis/``) or the policy (``decide.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from composer.analysis import (
+    ClipAnalysis,
+    DriftThresholds,
+    SeamResult,
+    SeamThresholds,
+    analyze_clip,
+    camera_plan,
+    score_seam_at,
+    seam_from_frames,
+)
+from composer.analysis import frames as frames_mod
+from composer.decide import Check
+from composer.jobs.cache import Take
+from composer.plan.model import Plan, Segment
+from composer.timecode import parse_fps
+
+
+@dataclass(frozen=True)
+class TakeChecks:
+    """Everything measured on one attempt (keyed by its final take)."""
+
+    analysis: ClipAnalysis
+    seams: dict[str, SeamResult]
+
+
+def thresholds(overrides: dict[str, float]) -> tuple[DriftThresholds, SeamThresholds]:
+    """Drift and seam thresholds with the storyboard's (or the command line's) overrides."""
+    drift = DriftThresholds(**{k: v for k, v in overrides.items() if k in DriftThresholds.model_fields})
+    seam_updates = {
+        name: overrides[key]
+        for key, name in (("seam_warn_z", "warn_z"), ("seam_regenerate_z", "regenerate_z"))
+        if key in overrides
+    }
+    return drift, SeamThresholds(**seam_updates)
+
+
+def chunk_at(segment: Segment, t_s: float | None) -> int:
+    """The chunk whose added seconds hold take time ``t_s`` (0 when unknown)."""
+    if t_s is None:
+        return 0
+    for chunk in segment.chunks:
+        if t_s < chunk.total_s:
+            return chunk.index
+    return segment.chunks[-1].index
+
+
+def _seam_check(name: str, seam: SeamResult, th: SeamThresholds, chunk: int) -> Check:
+    # Seams are judged by severity: >= 1 regenerates, >= warn_z / regenerate_z warns.
+    return Check(
+        name=name,
+        verdict=seam.verdict,
+        value=round(seam.severity, 4),
+        warn=round(th.warn_z / th.regenerate_z, 4),
+        regenerate=1.0,
+        severity=round(seam.severity, 4),
+        onset_s=seam.t_s,
+        chunk=chunk,
+    )
+
+
+class ContinuityJudge:
+    """Callable the runner uses to score each attempt (thread-safe; keeps every result)."""
+
+    def __init__(
+        self, plan: Plan, overrides: dict[str, float], width: int = frames_mod.REFERENCE_WIDTH
+    ) -> None:
+        self.plan = plan
+        self.drift_th, self.seam_th = thresholds(overrides)
+        self.width = width
+        self.fps = parse_fps(plan.output.fps)
+        self.results: dict[str, TakeChecks] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, segment: Segment, takes: list[Take], previous: Take | None) -> list[Check]:
+        final = takes[-1]
+        analysis = analyze_clip(
+            final.path,
+            camera_planned=camera_plan(segment.camera),
+            width=self.width,
+            drift_thresholds=self.drift_th,
+            seam_thresholds=self.seam_th,
+        )
+        checks: list[Check] = []
+        for metric in analysis.drift.metrics:
+            if not metric.checked:
+                continue
+            checks.append(
+                Check(
+                    name=f"drift.{metric.name}",
+                    verdict=metric.verdict,
+                    value=round(metric.value, 4),
+                    warn=metric.warn,
+                    regenerate=metric.regenerate,
+                    severity=round(metric.severity, 4),
+                    onset_s=metric.onset_warn_s,
+                    chunk=chunk_at(segment, metric.onset_warn_s),
+                )
+            )
+        seams: dict[str, SeamResult] = {}
+        for chunk in segment.chunks[1:]:
+            boundary = segment.chunks[chunk.index - 1].total_s
+            seam = score_seam_at(final.path, boundary, width=self.width, thresholds=self.seam_th)
+            seams[f"seam.extension{chunk.index}"] = seam
+            checks.append(_seam_check(f"seam.extension{chunk.index}", seam, self.seam_th, chunk.index))
+        used_end = (segment.take_offset + segment.clip_frames) / float(self.fps)
+        for jump in analysis.discontinuities:
+            if jump.t_s < used_end:
+                signals = ", ".join(sorted(jump.signals))
+                checks.append(
+                    Check(
+                        name=f"discontinuity at {jump.t_s:.2f} s ({signals})",
+                        verdict="regenerate",
+                        value=1.0,
+                        warn=1.0,
+                        regenerate=1.0,
+                        severity=1.0,
+                        onset_s=jump.t_s,
+                        chunk=chunk_at(segment, jump.t_s),
+                    )
+                )
+        if previous is not None and segment.continues is not None:
+            seam = self._previous_seam(previous, takes[0], segment.continues.frame)
+            seams["seam.previous"] = seam
+            checks.append(_seam_check("seam.previous", seam, self.seam_th, 0))
+        with self._lock:
+            self.results[final.key] = TakeChecks(analysis, seams)
+        return checks
+
+    def _previous_seam(self, previous: Take, first: Take, frame: int) -> SeamResult:
+        """The earlier take up to ``frame`` (exclusive), then the new take from its start."""
+        geo = frames_mod.geometry(Path(first.path))
+        size = geo.analysis_size(self.width)
+        count = max(3, round(self.seam_th.window_s * float(self.fps))) + 1
+        start = max(0, frame - count)
+        before = frames_mod.first_frames(
+            Path(previous.path), size, self.fps, frame - start, start_s=float(Fraction(start) / self.fps)
+        )
+        after = frames_mod.first_frames(Path(first.path), size, self.fps, count)
+        return seam_from_frames(
+            [f.bgr for f in before], [f.bgr for f in after], float(self.fps), self.seam_th, t_s=0.0
+        )

@@ -1,0 +1,188 @@
+"""Encode once: bring a take to the output's encoding, or recognise that it already is.
+
+What lives here: :class:`NormSpec` (what a leg of an output needs from its clip: size, fps,
+frame range and the frames that must be IDR keyframes), :func:`normalize_take` (encode the
+clip to that spec, cached beside the take, or reuse the clip untouched when it already carries
+the output encoding) and :func:`reuse_problem` (why a clip cannot be used as it is). The
+pipeline calls :func:`normalize_take` right after a take is accepted, in a background thread,
+so that assembling an output later copies these files instead of encoding them.
+
+What does not live here: ffmpeg command lines (``composer/ffmpeg.py``), deciding which frames
+are copied (``compose/graph.py``), assembling outputs (``compose/smart.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+from composer import ffmpeg
+from composer.errors import MediaError
+from composer.timecode import fps_text
+
+#: Bump when the normalisation chain or the encoder settings change: old cached files are
+#: then ignored (their names no longer match) instead of being mixed with new ones.
+NORMALIZE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """Frames ``[start, start + frames)`` of a clip at ``width x height``, ``fps``.
+
+    ``keyframes`` are counted from ``start`` and always include 0.
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    start: int
+    frames: int
+    keyframes: tuple[int, ...]
+
+    def key(self) -> str:
+        """A stable name for this spec and the encoder settings, for the cache."""
+        text = json.dumps(
+            {
+                "v": NORMALIZE_VERSION,
+                "size": [self.width, self.height],
+                "fps": fps_text(self.fps),
+                "start": self.start,
+                "frames": self.frames,
+                "keyframes": sorted(set(self.keyframes) | {0}),
+                "x264": ffmpeg.x264_args(self.fps),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Where a leg's frames are, in the output encoding.
+
+    The leg's frame 0 is frame ``offset`` of ``path``; ``cut_points`` are the leg frames
+    (0..frames) where ``path`` can be split by stream copy (IDR frames, end of file).
+    ``reused`` says the clip itself was used as it is; ``encoded_frames`` is what this call
+    encoded (0 when reused or found in the cache).
+    """
+
+    path: Path
+    offset: int
+    frames: int
+    cut_points: frozenset[int]
+    extradata: str
+    reused: bool
+    encoded_frames: int
+
+
+# One lock per cache file: the pipeline may normalise a take in a background thread while an
+# assembly asks for the same file; the second caller waits and then finds the file done.
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path.resolve(), threading.Lock())
+
+
+def cache_path(source: Path, spec: NormSpec, cache_dir: Path | None = None) -> Path:
+    """Where the normalised file for ``source`` and ``spec`` lives (beside the take by default)."""
+    stat = source.stat()
+    # Takes in the cache never change, but clips from anywhere might: their size and mtime
+    # are part of the name so an edited clip is encoded again.
+    ident = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:8]
+    folder = cache_dir if cache_dir is not None else source.parent
+    return folder / f"{source.stem}.norm-{spec.key()}-{ident}.mp4"
+
+
+@lru_cache(maxsize=16)
+def reference_extradata(width: int, height: int, fps: Fraction) -> str:
+    """The codec parameters (avcC) composer's encoder writes at this size and rate."""
+    return ffmpeg.encoder_extradata(width, height, fps)
+
+
+def _cut_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[int]:
+    points = {k - offset for k in info.keyframe_indices() if offset <= k <= offset + frames}
+    if info.frames - offset <= frames:
+        points.add(info.frames - offset)  # the end of the file ends any copy cleanly
+    return frozenset(points)
+
+
+def reuse_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
+    """None if ``source`` can be used as it is for ``spec``; otherwise why not, in words."""
+    media = ffmpeg.probe(source)
+    info = info or ffmpeg.packets(source)
+    if info.codec != "h264":
+        return f"codec {info.codec}, not h264"
+    if (media.width, media.height) != (spec.width, spec.height):
+        return f"size {media.width}x{media.height}, not {spec.width}x{spec.height}"
+    if media.sar != 1 or media.rotation:
+        return "non-square pixels or rotation"
+    if media.pix_fmt != "yuv420p":
+        return f"pixel format {media.pix_fmt}, not yuv420p"
+    tick = Fraction(1) / spec.fps / info.time_base
+    if info.time_base != Fraction(1, ffmpeg.timescale(spec.fps)) or tick.denominator != 1:
+        return f"time base {info.time_base}, not 1/{ffmpeg.timescale(spec.fps)}"
+    # Constant frame rate on the exact grid from 0: frame n is at n * tick.
+    if sorted(info.pts) != [n * int(tick) for n in range(info.frames)]:
+        return f"frames are not evenly spaced at {fps_text(spec.fps)} fps from 0"
+    if info.frames < spec.start + spec.frames:
+        return f"{info.frames} frames, fewer than the {spec.start + spec.frames} needed"
+    missing = [k for k in spec.keyframes if k and (spec.start + k) not in info.keyframe_indices()]
+    if spec.start not in info.keyframe_indices() and spec.start > 0:
+        missing.insert(0, 0)
+    if missing:
+        return f"no keyframe at frame(s) {', '.join(str(spec.start + k) for k in missing)}"
+    if info.extradata != reference_extradata(spec.width, spec.height, spec.fps):
+        return "codec parameters (SPS/PPS) differ from composer's encoder"
+    return None
+
+
+def normalize_take(
+    source: Path,
+    spec: NormSpec,
+    *,
+    cache_dir: Path | None = None,
+    allow_reuse: bool = True,
+    on_progress: ffmpeg.ProgressFn | None = None,
+) -> Normalized:
+    """The leg ``spec`` of ``source`` in the output encoding: reused, cached, or encoded now.
+
+    Safe to call from several threads for the same file (one encodes, the others wait).
+    The encoded file is written to a temporary name and renamed, so a crash leaves nothing
+    that looks finished.
+    """
+    if allow_reuse:
+        info = ffmpeg.packets(source)
+        if reuse_problem(source, spec, info) is None:
+            return Normalized(
+                source, spec.start, spec.frames, _cut_points(info, spec.start, spec.frames),
+                info.extradata, True, 0,
+            )
+    dest = cache_path(source, spec, cache_dir)
+    with _lock_for(dest):
+        encoded = 0
+        if not dest.is_file():
+            ffmpeg.normalize(
+                source,
+                dest,
+                start=spec.start,
+                frames=spec.frames,
+                width=spec.width,
+                height=spec.height,
+                fps=spec.fps,
+                keyframes=spec.keyframes,
+                on_progress=on_progress,
+            )
+            encoded = spec.frames
+        info = ffmpeg.packets(dest)
+    if info.frames != spec.frames:
+        dest.unlink(missing_ok=True)  # never leave a wrong file under a name that looks right
+        raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
+    return Normalized(dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded)

@@ -1,0 +1,169 @@
+"""Assemble a :class:`~composer.report.model.Report` from a finished render.
+
+Inputs: the plan, the runner's attempt histories, the continuity judge's measurements and
+the composed outputs (thumbnails are read from them in one pass per output). What does not
+live here: drawing (``html.py``) or measuring (``analysis/``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+
+from composer import ffmpeg, imaging
+from composer.analysis import SeamResult
+from composer.checks import ContinuityJudge
+from composer.jobs.runner import RunResult
+from composer.plan.model import OutputPlan, Plan
+from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
+from composer.timecode import parse_fps
+
+THUMB_WIDTH = 240
+
+
+def _thumbnails(path: Path, frames: set[int], width: int, height: int) -> dict[int, str]:
+    """The frames at ``frames`` of ``path`` as small JPEG data URIs (one decoding pass)."""
+    wanted, out = sorted(frames), {}
+    if not wanted:
+        return out
+    h = max(2, round(height * THUMB_WIDTH / width / 2) * 2)
+    for index, frame in enumerate(ffmpeg.read_frames(path, THUMB_WIDTH, h)):
+        if index in frames:
+            out[index] = imaging.jpeg_data_uri(frame, THUMB_WIDTH)
+        if index >= wanted[-1]:
+            break
+    return out
+
+
+def _seam_rows(seam: SeamResult) -> list[dict[str, float | str | None]]:
+    return [
+        {
+            "signal": name,
+            "value": round(s.value, 4),
+            "baseline": round(s.baseline, 4),
+            "z": round(s.z, 2),
+            "level": s.level,
+        }
+        for name, s in seam.signals.items()
+    ]
+
+
+def _output_report(
+    plan: Plan, output: OutputPlan, path: Path, run: RunResult, judge: ContinuityJudge | None
+) -> OutputReport:
+    fps = parse_fps(plan.output.fps)
+    starts, cursor = [], 0
+    for seg in output.segments:
+        starts.append(cursor)
+        cursor += seg.nominal_frames
+    # Frames to show: each segment's middle, and around each join.
+    middles = {seg.id: starts[i] + seg.nominal_frames // 2 for i, seg in enumerate(output.segments)}
+    join_frames: list[tuple[int, int, int]] = []  # (last before, middle, first after)
+    for k, join in enumerate(output.joins):
+        boundary = starts[k + 1]
+        before = boundary - join.frames // 2
+        join_frames.append((max(0, before - 1), boundary, min(output.frames - 1, before + join.frames)))
+    wanted = set(middles.values()) | {f for triple in join_frames for f in triple}
+    thumbs = _thumbnails(path, wanted, plan.output.width, plan.output.height)
+
+    segments = []
+    for i, seg in enumerate(output.segments):
+        history = run.histories[seg.id]
+        kept = history.final.attempt
+        kept_attempt = history.attempts[kept - 1]
+        curves: list[Curve] = []
+        measured = judge.results.get(kept_attempt.take_keys[-1]) if judge else None
+        if measured is not None:
+            for c in measured.analysis.drift.curves:
+                curves.append(
+                    Curve(
+                        label=c.name,
+                        unit=c.unit,
+                        t_s=c.t_s,
+                        values=c.values,
+                        warn=c.warn,
+                        regenerate=c.regenerate,
+                        higher_is_worse=c.higher_is_worse,
+                    )
+                )
+        segments.append(
+            SegmentReport(
+                id=seg.id,
+                scene_id=seg.scene_id,
+                prompt=seg.prompt,
+                start_s=float(Fraction(starts[i]) / fps),
+                end_s=float(Fraction(starts[i] + seg.nominal_frames) / fps),
+                attempts=history.attempts,
+                decisions=history.decisions,
+                kept_attempt=kept,
+                regenerated=len(history.attempts) > 1,
+                flagged=history.final.flagged,
+                verdict=kept_attempt.verdict,
+                curves=curves,
+                thumbnail=thumbs.get(middles[seg.id]),
+            )
+        )
+    seams = []
+    for k, join in enumerate(output.joins):
+        left, right = output.segments[k], output.segments[k + 1]
+        same_scene = left.scene_id == right.scene_id
+        seam_result = None
+        if same_scene and judge is not None:
+            kept = run.histories[right.id].attempts[run.histories[right.id].final.attempt - 1]
+            measured = judge.results.get(kept.take_keys[-1])
+            seam_result = measured.seams.get("seam.previous") if measured else None
+        last, middle, first = join_frames[k]
+        pictures = {
+            "before": thumbs.get(last),
+            "middle": thumbs.get(middle) if join.frames else None,
+            "after": thumbs.get(first),
+        }
+        seams.append(
+            SeamReport(
+                before=left.id,
+                after=right.id,
+                kind=join.kind,
+                t_s=float(Fraction(starts[k + 1]) / fps),
+                checked=seam_result is not None,
+                verdict=seam_result.verdict if seam_result else "ok",
+                checks=_seam_rows(seam_result) if seam_result else [],
+                thumbnails={k2: v for k2, v in pictures.items() if v},
+            )
+        )
+    return OutputReport(
+        name=output.name,
+        path=str(path),
+        frames=output.frames,
+        duration_s=float(Fraction(output.frames) / fps),
+        segments=segments,
+        seams=seams,
+    )
+
+
+def build_report(
+    plan: Plan,
+    paths: list[Path],
+    run: RunResult,
+    judge: ContinuityJudge | None,
+    *,
+    regenerate: bool,
+    max_attempts: int,
+) -> Report:
+    outputs = [_output_report(plan, o, p, run, judge) for o, p in zip(plan.outputs, paths, strict=True)]
+    drift_th = judge.drift_th.model_dump() if judge else {}
+    seam_th = {"warn_z": judge.seam_th.warn_z, "regenerate_z": judge.seam_th.regenerate_z} if judge else {}
+    return Report(
+        composer_version=plan.composer_version,
+        title=plan.storyboard.title,
+        storyboard=plan.storyboard.path,
+        backend=plan.generation.backend,
+        model_id=plan.generation.model_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        regenerate=regenerate,
+        max_attempts=max_attempts,
+        thresholds={"drift": {k: float(v) for k, v in drift_th.items()}, "seam": seam_th},
+        summary=summarize(outputs),
+        outputs=outputs,
+        notes=list(plan.notes),
+    )

@@ -1,0 +1,183 @@
+"""Smart assembly on tiny real clips: frame-exact, clean, bit-exact bodies, same look as the full render."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from composer import ffmpeg
+from composer.compose import smart
+from composer.compose.clips import compose_clips
+from composer.compose.graph import Copy, Leg, Span, build, leg_keyframes, smart_plan
+from composer.compose.normalize import normalize_take
+from composer.compose.render import compose_composition, verify_strict
+from tests.conftest import MakeClip
+
+FPS = Fraction(24)
+
+
+def _three_legs(make_clip: MakeClip) -> list[Leg]:
+    a = make_clip("sa", seconds=3, size="320x180", source="testsrc2")
+    b = make_clip("sb_noaudio", seconds=3, size="256x180", rate="30", audio_hz=None, source="smptehdbars")
+    c = make_clip("sc", seconds=3, size="320x180", audio_hz=880, source="testsrc")
+    return [Leg(a, 60, True), Leg(b, 66, False, start=4), Leg(c, 50, True)]
+
+
+# --- the pure plan -----------------------------------------------------------------------
+
+
+def test_plan_copies_bodies_and_encodes_only_the_windows() -> None:
+    legs = [Leg(Path("a"), 60, True), Leg(Path("b"), 66, True), Leg(Path("c"), 50, True)]
+    comp = build(legs, [12, 0], 320, 180, FPS, True)
+    assert leg_keyframes(comp, 0) == (0, 48)
+    assert leg_keyframes(comp, 1) == (0, 12)
+    cuts = [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(legs)]
+    plan = smart_plan(comp, cuts)
+    assert plan.pieces == (
+        Copy(0, 0, 48, 0),
+        Span((smart_span_part(0, 48, 12), smart_span_part(1, 0, 12)), (12,), 48),
+        Copy(1, 12, 54, 60),
+        Copy(2, 0, 50, 114),
+    )
+    assert plan.encoded_frames == 12 and plan.copied_frames == comp.frames - 12
+
+
+def smart_span_part(leg: int, first: int, frames: int):  # small helper for readable expectations
+    from composer.compose.graph import SpanPart
+
+    return SpanPart(leg, first, frames)
+
+
+def test_plan_widens_windows_to_the_keyframes_it_has() -> None:
+    legs = [Leg(Path("a"), 100, True), Leg(Path("b"), 100, True), Leg(Path("c"), 100, True)]
+    comp = build(legs, [10, 10], 64, 64, FPS, True)
+    # Leg b has keyframes only at 0 and 50: no copyable range between its fades -> one span
+    # from a's last keyframe through all of b to c's first keyframe after its fade.
+    cuts = [frozenset({0, 80, 100}), frozenset({0, 50, 100}), frozenset({0, 30, 100})]
+    plan = smart_plan(comp, cuts)
+    assert [type(p) for p in plan.pieces] == [Copy, Span, Copy]
+    span = plan.pieces[1]
+    assert isinstance(span, Span) and span.at == 80 and span.frames == 20 + 100 + 30 - 20
+    assert sum(p.frames for p in plan.pieces) == comp.frames == 280
+
+
+def test_plan_refuses_a_leg_shorter_than_its_two_fades() -> None:
+    legs = [Leg(Path("a"), 40, True), Leg(Path("b"), 20, True), Leg(Path("c"), 40, True)]
+    comp = build(legs, [12, 12], 64, 64, FPS, True)
+    with pytest.raises(ValueError, match="fewer than its two crossfades"):
+        smart_plan(comp, [frozenset({0}), frozenset({0}), frozenset({0})])
+
+
+# --- real files ------------------------------------------------------------------------------
+
+
+def test_smart_render_is_exact_and_matches_the_full_render(make_clip: MakeClip, tmp_path: Path) -> None:
+    comp = build(_three_legs(make_clip), [12, 0], 320, 180, FPS, True)
+    progress: list[int] = []
+    out = tmp_path / "smart.mp4"
+    check = compose_composition(comp, out, progress.append, cache_dir=tmp_path / "norm")
+    assert check.method == "smart", check.reason
+    assert check.frames == comp.frames == 60 + 66 + 50 - 12
+    assert check.encoded_frames == 12
+    assert progress == sorted(progress) and progress[-1] == comp.frames
+
+    report = ffmpeg.decode(out)
+    assert (report.errors, report.warnings) == ("", "")
+    assert ffmpeg.probe(out).start_s == 0.0 and min(ffmpeg.packets(out).pts) == 0
+    assert ffmpeg.packets(out).extradata  # one set of codec parameters, in the avcC
+
+    # Bodies are the normalised takes, bit for bit.
+    out_hashes = ffmpeg.frame_hashes(out)
+    plan = smart_plan(comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(comp.legs)])
+    for piece in plan.pieces:
+        if isinstance(piece, Copy):
+            norm = normalize_take(comp.legs[piece.leg].path, smart.leg_spec(comp, piece.leg), cache_dir=tmp_path / "norm")
+            assert norm.encoded_frames == 0  # found in the cache, not encoded again
+            body = ffmpeg.frame_hashes(norm.path)[piece.first : piece.first + piece.frames]
+            assert out_hashes[piece.at : piece.at + piece.frames] == body
+
+    # The whole file looks like the full re-encode of the same takes, windows included.
+    full = tmp_path / "full.mp4"
+    ffmpeg.compose(comp, full)
+    scores = ffmpeg.compare_video(full, out)
+    assert len(scores) == comp.frames
+    window = scores[48:60]
+    assert min(s.psnr for s in window) >= 35 and min(s.ssim for s in window) >= 0.95
+    assert min(s.psnr for s in scores) >= 33
+
+    # Audio: same graph, encoded once: same length and the same signal as the full render.
+    a, b = ffmpeg.read_audio(full), ffmpeg.read_audio(out)
+    assert abs(len(a) - len(b)) <= 1024 and abs(len(b) - comp.samples) <= 1024
+    n = min(len(a), len(b))
+    assert np.abs(a[:n] - b[:n]).max() < 0.02
+
+
+@pytest.mark.parametrize("fps", [Fraction(30000, 1001), Fraction(25)])
+def test_other_rates_and_fade_only_outputs(make_clip: MakeClip, tmp_path: Path, fps: Fraction) -> None:
+    vfr = make_clip("vfr", seconds=3, size="160x96", extra_video=["-vf", "setpts='PTS+gte(N,20)*0.1/TB'"])
+    b = make_clip("plain", seconds=3, size="160x96")
+    comp = build([Leg(vfr, 50, True), Leg(b, 40, True)], [16], 160, 96, fps, True)
+    out = tmp_path / "out.mp4"
+    check = compose_composition(comp, out, cache_dir=tmp_path / "norm")
+    assert check.method == "smart", check.reason
+    assert verify_strict(out, comp).frames == 74
+
+
+def test_reuses_a_clip_already_in_the_output_encoding(make_clip: MakeClip, tmp_path: Path) -> None:
+    clip = make_clip("reuse_src", seconds=3, size="160x96")
+    comp = build([Leg(clip, 60, True), Leg(clip, 60, True)], [12], 160, 96, FPS, True)
+    spec = smart.leg_spec(comp, 0)
+    first = normalize_take(clip, spec, cache_dir=tmp_path)
+    assert not first.reused and first.encoded_frames == 60
+    again = normalize_take(first.path, spec, cache_dir=tmp_path / "other")
+    assert again.reused and again.path == first.path and again.encoded_frames == 0
+    assert not (tmp_path / "other").exists()
+
+
+def test_mismatched_codec_parameters_are_refused(make_clip: MakeClip, tmp_path: Path) -> None:
+    # An ultrafast (baseline-like) encode with keyframes in the right places but other SPS/PPS.
+    clip = make_clip("foreign", seconds=3, size="160x96", extra_video=["-force_key_frames", "expr:eq(n,48)"])
+    comp = build([Leg(clip, 60, True), Leg(clip, 60, True)], [12], 160, 96, FPS, True)
+    legs = [normalize_take(clip, smart.leg_spec(comp, i), cache_dir=tmp_path) for i in range(2)]
+    foreign = legs[0].__class__(clip, 0, 60, frozenset({0, 48, 60}), ffmpeg.packets(clip).extradata, True, 0)
+    with pytest.raises(smart.SmartUnavailable, match="codec parameters"):
+        smart.assemble(comp, [foreign, legs[1]], tmp_path / "x.mp4")
+
+
+def test_falls_back_to_the_full_render_and_says_why(make_clip: MakeClip, tmp_path: Path) -> None:
+    clip = make_clip("short_mid", seconds=2, size="160x96")
+    comp = build([Leg(clip, 40, True), Leg(clip, 20, True), Leg(clip, 40, True)], [12, 12], 160, 96, FPS, True)
+    out = tmp_path / "out.mp4"
+    check = compose_composition(comp, out, cache_dir=tmp_path)
+    assert check.method == "full" and "crossfades" in check.reason
+    assert check.frames == 76
+
+
+# --- clips from anywhere ---------------------------------------------------------------------
+
+
+def test_compose_clips_mixed_inputs_with_length_and_cuts(make_clip: MakeClip, tmp_path: Path) -> None:
+    a = make_clip("ca", seconds=2, size="320x180")
+    b = make_clip("cb_anamorphic", seconds=2, size="240x180", sar="4/3", audio_hz=None, rate="30")
+    portrait = make_clip("cc_portrait", seconds=2, size="180x320")
+    c = tmp_path / "rotated.mp4"  # a phone clip: portrait pixels with a 90 degree display matrix
+    subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(portrait), "-c", "copy", str(c)],
+        check=True,
+    )
+    assert ffmpeg.probe(c).rotation == 90
+    out = tmp_path / "clips.mp4"
+    result = compose_clips([a, b, c], out, crossfade_s=0.5, length_s=5, cut_at=[3])
+    assert (result.width, result.height, result.fps) == (320, 180, FPS)
+    assert result.frames == 120 and result.check.frames == 120
+    report = ffmpeg.decode(out)
+    assert (report.errors, report.warnings) == ("", "")
+    # Natural length 48 + 48 + 48 - 12 = 132 frames; --length 5 s keeps the first 120.
+    assert result.natural_frames == 132
+    # Padding: a longer --length holds the last frame.
+    longer = compose_clips([a], tmp_path / "long.mp4", crossfade_s=0.5, length_s=3)
+    assert longer.check.frames == 72 and longer.check.method == "smart"
