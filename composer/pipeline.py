@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,13 @@ from composer import ffmpeg
 from composer._version import __version__
 from composer.backends import registry
 from composer.checks import ContinuityJudge
-from composer.compose.render import compose_output
+from composer.compose.render import compose_output, prepare_take
 from composer.errors import EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, OutputRecord, TakeRecord, read_outputs, versions
 from composer.imaging import file_sha256
-from composer.jobs.cache import TakeCache, write_json_atomic
+from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.runner import Runner, TakeEvent
-from composer.plan.model import Plan
+from composer.plan.model import Plan, Segment
 from composer.plan.planner import make_plan
 from composer.report import write_report
 from composer.report.build import build_report
@@ -193,6 +194,17 @@ def render(
 
     instance = registry.create(plan.generation.backend)
     judge = ContinuityJudge(plan, settings.overrides())
+    # Encode once: each accepted take is brought to the output's encoding (keyframes where its
+    # crossfades fall) in the background while other segments are still being generated, so
+    # composing afterwards mostly copies.
+    where = {seg.id: (output, i) for output in plan.outputs for i, seg in enumerate(output.segments)}
+    normalizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="composer-normalize")
+    prepared: list[Future[object]] = []
+
+    def on_accept(segment: Segment, take: Take) -> None:
+        output, index = where[segment.id]
+        prepared.append(normalizer.submit(prepare_take, output, plan.output, index, take))
+
     try:
         report(Progress("generate", 0, total_chunks, f"{len(plan.segments)} segments, {total_chunks} chunks"))
         runner = Runner(
@@ -205,14 +217,22 @@ def render(
             judge=judge,
             max_attempts=settings.max_attempts,
             regenerate=settings.regenerate,
+            on_accept=on_accept,
         )
         result = runner.run()
+        notes = list(plan.notes)
+        for future in prepared:
+            error = future.exception()
+            if error is not None:  # composing falls back to normalising (or a full re-encode) itself
+                notes.append(f"normalising a take in the background failed: {error}")
     except KeyboardInterrupt:
+        normalizer.shutdown(wait=False, cancel_futures=True)
         raise Interrupted(
             "stopped; every finished take is kept in the cache, so running the same command again resumes"
         ) from None
     finally:
         instance.close()
+        normalizer.shutdown(wait=True, cancel_futures=True)
     generated_at = time.perf_counter()
 
     try:
@@ -238,6 +258,7 @@ def render(
             compose_started = time.perf_counter()
             if old and old["inputs_key"] == key and dest.is_file():
                 check_frames, samples, composed = old["frames"], old["audio_samples"], False
+                method, reason = old["method"], old["reason"]
             else:
                 base = frames_before
 
@@ -246,6 +267,7 @@ def render(
 
                 check = compose_output(output, plan.output, result.segment_takes, dest, on_frames)
                 check_frames, samples, composed = check.frames, check.audio_samples, True
+                method, reason = check.method, check.reason
             frames_before += output.frames
             report(Progress("compose", frames_before, total_frames, output.name))
             paths.append(dest.resolve())
@@ -258,6 +280,8 @@ def render(
                     duration_s=float(to_seconds(check_frames, fps)),
                     inputs_key=key,
                     composed=composed,
+                    method=method,
+                    reason=reason,
                     compose_s=round(time.perf_counter() - compose_started, 3),
                 )
             )
@@ -287,7 +311,7 @@ def render(
             "total": round(finished - started, 3),
         },
         versions=versions(ffmpeg.ffmpeg_version(), ffmpeg.ffmpeg_exe()),
-        notes=list(plan.notes),
+        notes=notes,
     )
     write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
     report(Progress("report", 0, 1, "drift report"))

@@ -40,6 +40,8 @@ class OutputRecord(_Model):
     duration_s: float
     inputs_key: str = Field(description="Hash of everything the output was made from; equal -> up to date.")
     composed: bool = Field(description="False when an up-to-date file from an earlier render was kept.")
+    method: str = Field(description="smart: copied bodies + re-encoded crossfades; full: one re-encode.")
+    reason: str = Field("", description="Why the full re-encode was used, when it was.")
     compose_s: float
 
 
