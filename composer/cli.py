@@ -136,6 +136,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _continuity(pairs: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise ComposerError(
+                f"--continuity {pair!r}: expected KEY=NUMBER, e.g. brightness_regenerate=4 "
+                "(keys: see the continuity block in docs/storyboard.md)"
+            ) from None
+    return out
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from composer.pipeline import render
 
@@ -147,16 +163,110 @@ def _cmd_render(args: argparse.Namespace) -> int:
         model=args.model,
         force=args.force,
         workers=args.workers,
+        regenerate=False if args.no_regenerate else None,
+        max_attempts=args.max_attempts,
+        continuity=_continuity(args.continuity),
         on_progress=bar,
     )
     m = result.manifest
     for record in m.outputs:
         state = "written" if record.composed else "up to date"
         print(f"{record.path}  {record.frames} frames, {record.duration_s:g} s ({state})")
+    if result.report is not None:
+        r = result.report.summary
+        print(
+            f"drift report: {result.report_path}  ({r.segments_passed}/{r.segments} segments passed, "
+            f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {r.seams_passed}/{r.seams} seams passed)"
+        )
     print(
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "
         f"{m.timings_s['total']:.1f} s total; manifest: {result.manifest_path}"
     )
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from composer.analysis import analyze_clip, score_seams
+    from composer.report import write_html
+    from composer.report.build import analysis_report
+
+    paths = [Path(p) for p in args.clips]
+    for path in paths:
+        if not path.is_file():
+            raise ComposerError(f"{path}: no such file")
+    results = [analyze_clip(p, with_curves=args.html is not None) for p in paths]
+    seams = score_seams(paths) if args.seams and len(paths) > 1 else []
+    if args.json:
+        # Curves are for the page; the JSON keeps the per-clip facts and verdicts.
+        data: dict[str, object] = {
+            "version": 1,
+            "clips": [
+                r.model_dump(mode="json", exclude={"seam_with_next": True, "drift": {"curves"}})
+                for r in results
+            ],
+        }
+        if args.seams:
+            data["seams"] = [
+                {"from": str(a), "to": str(b), **s.model_dump(mode="json")}
+                for a, b, s in zip(paths, paths[1:], seams, strict=False)
+            ]
+        print(json.dumps(data, indent=2))
+    else:
+        for r in results:
+            cuts = ", ".join(f"{d.t_s:.2f}s" for d in r.discontinuities) or "none"
+            print(
+                f"{r.path}: {r.duration_s:.2f} s at {r.fps:g} fps, {r.frames_analyzed} frames; "
+                f"drift {r.drift.verdict}"
+                + (f" (worst: {r.drift.worst})" if r.drift.worst else "")
+                + f"; discontinuities: {cuts}"
+            )
+        for a, b, s in zip(paths, paths[1:], seams, strict=False):
+            fired = ", ".join(s.fired) or "nothing fired"
+            print(f"seam {a.name} -> {b.name}: {s.verdict} ({fired})")
+    if args.html:
+        page = write_html(analysis_report(results, seams), Path(args.html))
+        print(f"report: {page}", file=sys.stderr)
+    levels = {"warn": 1, "regenerate": 2}
+    if args.fail_on:
+        worst = max(
+            [levels.get(r.drift.verdict, 0) for r in results]
+            + [levels.get(s.verdict, 0) for s in seams]
+            + [2 if r.discontinuities else 0 for r in results]
+        )
+        if worst >= levels[args.fail_on]:
+            return 1
+    return 0
+
+
+def _cmd_compose(args: argparse.Namespace) -> int:
+    from composer.compose.clips import compose_clips
+    from composer.pipeline import Progress
+
+    paths = [Path(p) for p in args.clips]
+    for path in paths:
+        if not path.is_file():
+            raise ComposerError(f"{path}: no such file")
+    bar = ProgressBar(sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar(Progress("compose", done, total, Path(args.out).name))
+
+    result = compose_clips(
+        paths,
+        Path(args.out),
+        crossfade_s=args.crossfade,
+        length_s=args.length,
+        cut_at=args.cut_at,
+        on_progress=progress,
+    )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    how = (
+        "copied bodies + re-encoded crossfades"
+        if result.check.method == "smart"
+        else f"full re-encode ({result.check.reason})"
+    )
+    print(f"{result.path}  {result.frames} frames at {result.width}x{result.height} {result.fps} fps; {how}")
     return 0
 
 
@@ -204,7 +314,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="generate every take again and recompose every output"
     )
     p.add_argument("--workers", type=int, default=None, help="segments generated at once (default 2)")
+    p.add_argument("--no-regenerate", action="store_true", help="check drift and seams but only report")
+    p.add_argument("--max-attempts", type=int, default=None, help="attempts per segment (default 3)")
+    p.add_argument(
+        "--continuity",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a continuity threshold, e.g. brightness_regenerate=4 (repeatable)",
+    )
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser(
+        "analyze", help="check any clips for drift, jumps and cuts (and the seams between them)"
+    )
+    p.add_argument("clips", nargs="+", metavar="CLIP")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--html", metavar="FILE", help="also write a drift report page")
+    p.add_argument("--seams", action="store_true", help="score each join between consecutive clips")
+    p.add_argument(
+        "--fail-on", choices=["warn", "regenerate"], help="exit 1 when anything reaches this level"
+    )
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("compose", help="join clips from anywhere with crossfades (copying what it can)")
+    p.add_argument("clips", nargs="+", metavar="CLIP")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.mp4")
+    p.add_argument("--crossfade", type=float, default=1.0, metavar="S", help="crossfade seconds (default 1)")
+    p.add_argument(
+        "--length",
+        type=float,
+        default=None,
+        metavar="S",
+        help="exact output length (trim or hold the last frame)",
+    )
+    p.add_argument(
+        "--cut-at",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="clip numbers (1-based) that start with a hard cut instead of a crossfade",
+    )
+    p.set_defaults(func=_cmd_compose)
 
     p = sub.add_parser("report", help="rebuild report.html from a render folder's report.json")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -11,7 +11,7 @@ from composer.jobs.cache import write_json_atomic
 from composer.report.html import render_html
 from composer.report.model import Report
 
-__all__ = ["Report", "rebuild", "render_html", "write_report"]
+__all__ = ["Report", "rebuild", "render_html", "write_html", "write_report"]
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -30,6 +30,13 @@ def write_report(report: Report, folder: Path) -> tuple[Path, Path]:
     write_json_atomic(json_path, report.model_dump(mode="json"))
     _write_text_atomic(html_path, render_html(report))
     return json_path, html_path
+
+
+def write_html(report: Report, path: Path) -> Path:
+    """Write just the page, for reports made outside a render (``composer analyze --html``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(path, render_html(report))
+    return path
 
 
 def rebuild(run_dir: Path) -> Path:

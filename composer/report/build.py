@@ -12,8 +12,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from composer import ffmpeg, imaging
-from composer.analysis import SeamResult
+from composer._version import __version__
+from composer.analysis import ClipAnalysis, SeamResult
 from composer.checks import ContinuityJudge
+from composer.decide import Attempt, Check, Decision
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
@@ -166,4 +168,102 @@ def build_report(
         summary=summarize(outputs),
         outputs=outputs,
         notes=list(plan.notes),
+    )
+
+
+def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Report:
+    """A report page for clips from anywhere (``composer analyze --html``): one entry per clip."""
+    outputs = []
+    for index, result in enumerate(results):
+        drift = result.drift
+        checks = tuple(
+            Check(
+                name=f"drift.{m.name}",
+                verdict=m.verdict,
+                value=round(m.value, 4),
+                warn=m.warn,
+                regenerate=m.regenerate,
+                severity=round(m.severity, 4),
+                onset_s=m.onset_warn_s,
+            )
+            for m in drift.metrics
+            if m.checked
+        ) + tuple(
+            Check(
+                name=f"discontinuity at {d.t_s:.2f} s",
+                verdict="regenerate",
+                value=1.0,
+                warn=1.0,
+                regenerate=1.0,
+                severity=1.0,
+                onset_s=d.t_s,
+            )
+            for d in result.discontinuities
+        )
+        attempt = Attempt(number=1, seed=0, take_keys=(result.path,), checks=checks)
+        decision = Decision(
+            action="accept", attempt=1, reason="analysis only", flagged=attempt.verdict != "ok"
+        )
+        name = Path(result.path).name
+        seams_out = []
+        if index < len(seams):
+            seam = seams[index]
+            seams_out.append(
+                SeamReport(
+                    before=name,
+                    after=Path(results[index + 1].path).name,
+                    kind="join",
+                    t_s=result.duration_s,
+                    checked=True,
+                    verdict=seam.verdict,
+                    checks=_seam_rows(seam),
+                )
+            )
+        segment = SegmentReport(
+            id=name,
+            scene_id=f"clip {index + 1}",
+            prompt=result.path,
+            start_s=0.0,
+            end_s=result.duration_s,
+            attempts=[attempt],
+            decisions=[decision],
+            kept_attempt=1,
+            regenerated=False,
+            flagged=attempt.verdict != "ok",
+            verdict=attempt.verdict,
+            curves=[
+                Curve(
+                    label=c.name,
+                    unit=c.unit,
+                    t_s=c.t_s,
+                    values=c.values,
+                    warn=c.warn,
+                    regenerate=c.regenerate,
+                    higher_is_worse=c.higher_is_worse,
+                )
+                for c in drift.curves
+            ],
+        )
+        outputs.append(
+            OutputReport(
+                name=name,
+                path=result.path,
+                frames=result.frames_analyzed,
+                duration_s=result.duration_s,
+                segments=[segment],
+                seams=seams_out,
+            )
+        )
+    return Report(
+        composer_version=__version__,
+        title="composer analyze",
+        storyboard=", ".join(r.path for r in results),
+        backend="-",
+        model_id="-",
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        regenerate=False,
+        max_attempts=1,
+        thresholds={},
+        summary=summarize(outputs),
+        outputs=outputs,
     )
