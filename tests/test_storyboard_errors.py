@@ -82,7 +82,7 @@ CASES = [
         "version: 1\ntitel: typo\nscenes:\n" + SCENE_A + SCENE_B,
         at="titel:",
         field="titel",
-        hint="allowed here: generation, output, scenes, style, title, version",
+        hint="allowed here: continuity, generation, output, scenes, style, title, version",
     ),
     Case(
         "unknown-scene-key",

@@ -129,7 +129,7 @@ def test_fps_and_resolution_spellings(tmp_path: Path) -> None:
 
 def test_schema_describes_the_format() -> None:
     schema = Storyboard.model_json_schema()
-    assert set(schema["properties"]) == {"version", "title", "output", "generation", "style", "scenes"}
+    assert set(schema["properties"]) == {"version", "title", "output", "generation", "continuity", "style", "scenes"}
     assert "scenes" in schema["required"]
 
 

@@ -688,6 +688,28 @@ def _paint(
     return np.clip(img, 0, 255).astype(np.uint8), layout
 
 
+# Mottling amplitude per kind (fraction of the pixel value): real surfaces are never flat, and
+# flat areas give optical flow nothing to hold on to (a pan over a smooth gradient reads as a
+# still camera) and make colour histograms jump on encoder noise.
+_MOTTLE = {"sea": 0.07, "sky": 0.05, "desert": 0.07, "snow": 0.05, "night": 0.03}
+
+
+def _mottle(img: np.ndarray, rng: np.random.Generator, kind: str, height: int) -> np.ndarray:
+    """Fixed, wrap-seamless blotchy texture (two scales, slightly coloured) painted into the canvas."""
+    amount = _MOTTLE.get(kind, 0.04)
+    s = height / 720.0
+    ch, cw = img.shape[:2]
+    fine = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(0.8, 7 * s))
+    coarse = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(2.0, 26 * s))
+    field = fine / (float(fine.std()) + 1e-6) + 0.8 * coarse / (float(coarse.std()) + 1e-6)
+    tint = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(2.0, 18 * s))
+    tint /= float(tint.std()) + 1e-6
+    gain = 1.0 + amount * np.clip(field, -3.0, 3.0)[..., None] + 0.35 * amount * np.clip(tint, -3.0, 3.0)[
+        ..., None
+    ] * np.array([1.0, -0.3, -0.7], np.float32)
+    return np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
 @dataclass
 class _Particles:
     x: np.ndarray
@@ -766,6 +788,7 @@ class World:
             layout: dict[str, Any] = {}
         else:
             canvas, layout = _paint(self.kind, rng, self.cw, self.ch, self.width, self.height)
+            canvas = _mottle(canvas, np.random.default_rng([seed, KINDS.index(self.kind), 0x7E47]), self.kind, self.height)
             # A slight softening (like a real lens) halves the bits x264 spends on crisp edges
             # that move by sub-pixel steps, which is most of its encoding time.
             self.canvas = _blur_wrap(canvas, 0.8 * self.height / 720.0)
@@ -793,27 +816,27 @@ class World:
             self.particles.append(
                 _particles(
                     rng,
-                    110,
+                    45,
                     cw,
                     ch,
-                    vx=(-8 * s, 8 * s),
-                    vy=(25 * s, 45 * s),
+                    vx=(-6 * s, 6 * s),
+                    vy=(20 * s, 35 * s),
                     radius=(1.0 * s, 2.0 * s),
-                    color=_c("#f4f6fa"),
-                    sway=12 * s,
+                    color=_c("#d8dee6"),
+                    sway=8 * s,
                 )
             )
             self.particles.append(
                 _particles(
                     rng,
-                    50,
+                    12,
                     cw,
                     ch,
-                    vx=(-15 * s, 15 * s),
-                    vy=(60 * s, 90 * s),
-                    radius=(2.5 * s, 4.0 * s),
-                    color=_c("#ffffff"),
-                    sway=20 * s,
+                    vx=(-10 * s, 10 * s),
+                    vy=(45 * s, 65 * s),
+                    radius=(2.0 * s, 3.0 * s),
+                    color=_c("#e8ecf2"),
+                    sway=14 * s,
                 )
             )
         elif kind == "fire":
@@ -920,8 +943,8 @@ class World:
         if kind in ("sky", "sea"):
             self.birds = self._flock(rng, 6 if kind == "sky" else 3, 0.15, 0.4)
         if kind == "sky":
-            for _ in range(5):
-                sw, sh = int(rng.uniform(200, 360) * s), int(rng.uniform(60, 110) * s)
+            for _ in range(3):
+                sw, sh = int(rng.uniform(140, 240) * s), int(rng.uniform(45, 80) * s)
                 alpha = np.zeros((sh, sw), np.float32)
                 for _ in range(6):
                     imaging.fill_ellipse(
@@ -932,12 +955,12 @@ class World:
                         rng.uniform(0.15, 0.3) * sh,
                         (1.0,),
                     )
-                alpha = imaging.blur(alpha, 8 * s) * 0.85
+                alpha = imaging.blur(alpha, 8 * s) * 0.55
                 self.clouds.append(
-                    (rng.uniform(0, cw), rng.uniform(0.1, 0.6) * ch, rng.uniform(8, 18) * s, alpha)
+                    (rng.uniform(0, cw), rng.uniform(0.1, 0.6) * ch, rng.uniform(3, 7) * s, alpha)
                 )
         if kind == "sea" and not self.image_world:
-            n = 16
+            n = 10
             self.waves = np.stack(
                 [
                     rng.random(n),
@@ -1028,15 +1051,15 @@ class World:
         xs = np.linspace(-20, w + 20, 64)
         canvas_x = view.cx + (xs + 0.5 - w / 2) / z
         for u0, phase, freq, phase2 in self.waves:
-            u = (u0 + t / 11.0) % 1.0  # each crest rolls from the horizon to the shore in 11 s
+            u = (u0 + t / 20.0) % 1.0  # each crest rolls from the horizon to the shore in 20 s
             depth = u**1.8
             y = horizon + (self.ch - horizon) * (0.02 + 0.98 * depth)
             amp = (2 + 10 * depth) * h / 720
-            shape = np.sin(2 * np.pi * freq * canvas_x / self.cw + phase + 0.6 * t)
+            shape = np.sin(2 * np.pi * freq * canvas_x / self.cw + phase + 0.08 * t)
             # Crests are broken: only where a second, slower wave is high.
-            on = np.sin(2 * np.pi * (freq + 1) * canvas_x / self.cw + phase2 - 0.2 * t) > -0.1
+            on = np.sin(2 * np.pi * (freq + 1) * canvas_x / self.cw + phase2 - 0.03 * t) > -0.1
             ys = (y + amp * shape - view.cy) * z + h / 2 - 0.5
-            fade = min(1.0, u * 6) * min(1.0, (1 - u) * 5) * 0.55  # soft crests encode cheaply
+            fade = min(1.0, u * 6) * min(1.0, (1 - u) * 5) * 0.3  # soft crests encode cheaply
             col = tuple(float(v) for v in sea + (foam - sea) * fade)
             thick = max(1, round((1 + 3 * depth) * z * h / 720))
             for run in np.split(np.arange(len(xs)), np.nonzero(np.diff(on.astype(np.int8)))[0] + 1):
@@ -1174,6 +1197,10 @@ class Renderer:
         w, h = self.width, self.height
         max_x = src.shape[1] - w - 1
         max_y = src.shape[0] - h - 1
+        if self.world.wrap:
+            # A wrapping canvas: a window left of column 0 is the same window one canvas further
+            # right (clamping it would stop a leftward pan dead and then jump).
+            x0 %= self.world.cw
         x0 = min(max(x0, 0.0), float(max_x))
         y0 = min(max(y0, 0.0), float(max_y))
         ix, iy = math.floor(x0), math.floor(y0)
