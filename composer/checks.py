@@ -22,6 +22,8 @@ from pathlib import Path
 
 from composer.analysis import (
     ClipAnalysis,
+    Discontinuity,
+    DriftResult,
     DriftThresholds,
     SeamResult,
     SeamThresholds,
@@ -66,6 +68,39 @@ def chunk_at(segment: Segment, t_s: float | None) -> int:
     return segment.chunks[-1].index
 
 
+def drift_checks(drift: DriftResult, segment: Segment | None = None) -> list[Check]:
+    """One check per judged drift metric; with a segment, each knows the chunk it began in."""
+    return [
+        Check(
+            name=f"drift.{metric.name}",
+            verdict=metric.verdict,
+            value=round(metric.value, 4),
+            warn=metric.warn,
+            regenerate=metric.regenerate,
+            severity=round(metric.severity, 4),
+            onset_s=metric.onset_warn_s,
+            chunk=chunk_at(segment, metric.onset_warn_s) if segment is not None else None,
+        )
+        for metric in drift.metrics
+        if metric.checked
+    ]
+
+
+def discontinuity_check(jump: Discontinuity, chunk: int | None = None) -> Check:
+    """A jump or cut inside a take: always a reason to regenerate from where it happened."""
+    signals = ", ".join(sorted(jump.signals))
+    return Check(
+        name=f"discontinuity at {jump.t_s:.2f} s ({signals})",
+        verdict="regenerate",
+        value=1.0,
+        warn=1.0,
+        regenerate=1.0,
+        severity=1.0,
+        onset_s=jump.t_s,
+        chunk=chunk,
+    )
+
+
 def _seam_check(name: str, seam: SeamResult, th: SeamThresholds, chunk: int) -> Check:
     # Seams are judged by severity: >= 1 regenerates, >= warn_z / regenerate_z warns.
     return Check(
@@ -102,22 +137,7 @@ class ContinuityJudge:
             drift_thresholds=self.drift_th,
             seam_thresholds=self.seam_th,
         )
-        checks: list[Check] = []
-        for metric in analysis.drift.metrics:
-            if not metric.checked:
-                continue
-            checks.append(
-                Check(
-                    name=f"drift.{metric.name}",
-                    verdict=metric.verdict,
-                    value=round(metric.value, 4),
-                    warn=metric.warn,
-                    regenerate=metric.regenerate,
-                    severity=round(metric.severity, 4),
-                    onset_s=metric.onset_warn_s,
-                    chunk=chunk_at(segment, metric.onset_warn_s),
-                )
-            )
+        checks = drift_checks(analysis.drift, segment)
         seams: dict[str, SeamResult] = {}
         for chunk in segment.chunks[1:]:
             boundary = segment.chunks[chunk.index - 1].total_s
@@ -125,21 +145,11 @@ class ContinuityJudge:
             seams[f"seam.extension{chunk.index}"] = seam
             checks.append(_seam_check(f"seam.extension{chunk.index}", seam, self.seam_th, chunk.index))
         used_end = (segment.take_offset + segment.clip_frames) / float(self.fps)
-        for jump in analysis.discontinuities:
-            if jump.t_s < used_end:
-                signals = ", ".join(sorted(jump.signals))
-                checks.append(
-                    Check(
-                        name=f"discontinuity at {jump.t_s:.2f} s ({signals})",
-                        verdict="regenerate",
-                        value=1.0,
-                        warn=1.0,
-                        regenerate=1.0,
-                        severity=1.0,
-                        onset_s=jump.t_s,
-                        chunk=chunk_at(segment, jump.t_s),
-                    )
-                )
+        checks += [
+            discontinuity_check(jump, chunk_at(segment, jump.t_s))
+            for jump in analysis.discontinuities
+            if jump.t_s < used_end
+        ]
         if previous is not None and segment.continues is not None:
             seam = self._previous_seam(previous, takes[0], segment.continues.frame)
             seams["seam.previous"] = seam

@@ -1051,15 +1051,19 @@ class World:
         xs = np.linspace(-20, w + 20, 64)
         canvas_x = view.cx + (xs + 0.5 - w / 2) / z
         for u0, phase, freq, phase2 in self.waves:
-            u = (u0 + t / 20.0) % 1.0  # each crest rolls from the horizon to the shore in 20 s
+            # Crests swell and fade in place (a slow bob, each on its own 9 s cycle) instead of
+            # rolling toward the shore: a field of lines all sliding down and apart reads to
+            # optical flow as a camera zoom, not as water.
+            u = 0.06 + 0.9 * u0
+            cycle = (t / 9.0 + phase2 / (2 * np.pi)) % 1.0
             depth = u**1.8
-            y = horizon + (self.ch - horizon) * (0.02 + 0.98 * depth)
+            y = horizon + (self.ch - horizon) * (0.02 + 0.98 * depth) + 3 * h / 720 * math.sin(0.7 * t + phase)
             amp = (2 + 10 * depth) * h / 720
             shape = np.sin(2 * np.pi * freq * canvas_x / self.cw + phase + 0.08 * t)
             # Crests are broken: only where a second, slower wave is high.
             on = np.sin(2 * np.pi * (freq + 1) * canvas_x / self.cw + phase2 - 0.03 * t) > -0.1
             ys = (y + amp * shape - view.cy) * z + h / 2 - 0.5
-            fade = min(1.0, u * 6) * min(1.0, (1 - u) * 5) * 0.3  # soft crests encode cheaply
+            fade = math.sin(math.pi * cycle) ** 2 * 0.35  # soft crests encode cheaply
             col = tuple(float(v) for v in sea + (foam - sea) * fade)
             thick = max(1, round((1 + 3 * depth) * z * h / 720))
             for run in np.split(np.arange(len(xs)), np.nonzero(np.diff(on.astype(np.int8)))[0] + 1):

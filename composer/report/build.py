@@ -13,9 +13,9 @@ from pathlib import Path
 
 from composer import ffmpeg, imaging
 from composer._version import __version__
-from composer.analysis import ClipAnalysis, SeamResult
-from composer.checks import ContinuityJudge
-from composer.decide import Attempt, Check, Decision
+from composer.analysis import ClipAnalysis, DriftResult, SeamResult
+from composer.checks import ContinuityJudge, discontinuity_check, drift_checks
+from composer.decide import Attempt, Decision
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
@@ -36,6 +36,21 @@ def _thumbnails(path: Path, frames: set[int], width: int, height: int) -> dict[i
         if index >= wanted[-1]:
             break
     return out
+
+
+def _curves(drift: DriftResult) -> list[Curve]:
+    return [
+        Curve(
+            label=c.name,
+            unit=c.unit,
+            t_s=c.t_s,
+            values=c.values,
+            warn=c.warn,
+            regenerate=c.regenerate,
+            higher_is_worse=c.higher_is_worse,
+        )
+        for c in drift.curves
+    ]
 
 
 def _seam_rows(seam: SeamResult) -> list[dict[str, float | str | None]]:
@@ -74,21 +89,8 @@ def _output_report(
         history = run.histories[seg.id]
         kept = history.final.attempt
         kept_attempt = history.attempts[kept - 1]
-        curves: list[Curve] = []
         measured = judge.results.get(kept_attempt.take_keys[-1]) if judge else None
-        if measured is not None:
-            for c in measured.analysis.drift.curves:
-                curves.append(
-                    Curve(
-                        label=c.name,
-                        unit=c.unit,
-                        t_s=c.t_s,
-                        values=c.values,
-                        warn=c.warn,
-                        regenerate=c.regenerate,
-                        higher_is_worse=c.higher_is_worse,
-                    )
-                )
+        curves = _curves(measured.analysis.drift) if measured is not None else []
         segments.append(
             SegmentReport(
                 id=seg.id,
@@ -176,30 +178,7 @@ def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Rep
     outputs = []
     for index, result in enumerate(results):
         drift = result.drift
-        checks = tuple(
-            Check(
-                name=f"drift.{m.name}",
-                verdict=m.verdict,
-                value=round(m.value, 4),
-                warn=m.warn,
-                regenerate=m.regenerate,
-                severity=round(m.severity, 4),
-                onset_s=m.onset_warn_s,
-            )
-            for m in drift.metrics
-            if m.checked
-        ) + tuple(
-            Check(
-                name=f"discontinuity at {d.t_s:.2f} s",
-                verdict="regenerate",
-                value=1.0,
-                warn=1.0,
-                regenerate=1.0,
-                severity=1.0,
-                onset_s=d.t_s,
-            )
-            for d in result.discontinuities
-        )
+        checks = (*drift_checks(drift), *(discontinuity_check(d) for d in result.discontinuities))
         attempt = Attempt(number=1, seed=0, take_keys=(result.path,), checks=checks)
         decision = Decision(
             action="accept", attempt=1, reason="analysis only", flagged=attempt.verdict != "ok"
@@ -231,18 +210,7 @@ def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Rep
             regenerated=False,
             flagged=attempt.verdict != "ok",
             verdict=attempt.verdict,
-            curves=[
-                Curve(
-                    label=c.name,
-                    unit=c.unit,
-                    t_s=c.t_s,
-                    values=c.values,
-                    warn=c.warn,
-                    regenerate=c.regenerate,
-                    higher_is_worse=c.higher_is_worse,
-                )
-                for c in drift.curves
-            ],
+            curves=_curves(drift),
         )
         outputs.append(
             OutputReport(
