@@ -442,6 +442,9 @@ def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> 
             )
 
 
+Stream = ffmpeg_graph.nodes.FilterableStream
+
+
 def _input(name: str, index: int, **options: object) -> ffmpeg_graph.nodes.FilterableStream:
     # ffmpeg-python merges nodes with identical arguments, so the same clip used by two legs
     # would become one input feeding two chains ("multiple outgoing edges"). A per-input
@@ -496,6 +499,21 @@ def _audio_leg(
     )
 
 
+def _xfade(a: Stream, b: Stream, fade: int, offset: int, fps: Fraction) -> Stream:
+    """A crossfade of ``fade`` frames starting at output frame ``offset``.
+
+    xfade counts frames from the offset it is given; an offset half a frame off changes the
+    output's length, so the exact time is given, to the microsecond.
+    """
+    return ffmpeg_graph.filter(
+        [a, b],
+        "xfade",
+        transition="fade",
+        duration=f"{float(Fraction(fade) / fps):.6f}",
+        offset=f"{float(Fraction(offset) / fps):.6f}",
+    )
+
+
 def compose_args(comp: Composition, dest: Path) -> list[str]:
     """The full ffmpeg command for a composition (one process: normalise, join, encode)."""
     inputs = [_input(str(leg.path), index) for index, leg in enumerate(comp.legs)]
@@ -511,16 +529,7 @@ def compose_args(comp: Composition, dest: Path) -> list[str]:
     for k, join in enumerate(comp.joins):
         nxt_audio = audios[k + 1] if audios else None
         if join.fade:
-            # xfade counts frames from the offset it is given; an offset half a frame off
-            # changes the output's length, so give the exact time (to the microsecond).
-            offset = Fraction(join.offset) / comp.fps
-            video = ffmpeg_graph.filter(
-                [video, videos[k + 1]],
-                "xfade",
-                transition="fade",
-                duration=f"{float(Fraction(join.fade) / comp.fps):.6f}",
-                offset=f"{float(offset):.6f}",
-            )
+            video = _xfade(video, videos[k + 1], join.fade, join.offset, comp.fps)
             if audio is not None and nxt_audio is not None:
                 audio = ffmpeg_graph.filter(
                     [audio, nxt_audio], "acrossfade", ns=comp.fade_samples(k), c1="tri", c2="tri"
@@ -743,13 +752,7 @@ def encode_span(
         video, length = legs[0], inputs[0].frames
         for k, fade in enumerate(fades):
             if fade:
-                video = ffmpeg_graph.filter(
-                    [video, legs[k + 1]],
-                    "xfade",
-                    transition="fade",
-                    duration=f"{float(Fraction(fade) / fps):.6f}",
-                    offset=f"{float(Fraction(length - fade) / fps):.6f}",
-                )
+                video = _xfade(video, legs[k + 1], fade, length - fade, fps)
             else:
                 video = ffmpeg_graph.concat(video, legs[k + 1], v=1, a=0)
             length += inputs[k + 1].frames - fade
