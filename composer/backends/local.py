@@ -62,12 +62,14 @@ class LocalBackend:
         state, image = None, None
         if inputs.first_frame_state is not None and request.first_frame is not None:
             state, image = self._continuation(request, inputs.first_frame_state, frames, drift)
-        if state is None and inputs.first_frame_path is not None:
-            image = imaging.read_image(inputs.first_frame_path)
-            source = {
-                "path": str(Path(inputs.first_frame_path).resolve()),
-                "sha256": imaging.file_sha256(inputs.first_frame_path),
-            }
+        if state is None:
+            source = None
+            if inputs.first_frame_path is not None:
+                image = imaging.read_image(inputs.first_frame_path)
+                source = {
+                    "path": str(Path(inputs.first_frame_path).resolve()),
+                    "sha256": imaging.file_sha256(inputs.first_frame_path),
+                }
             state = procedural.new_state(
                 request.prompt,
                 request.camera,
@@ -78,17 +80,6 @@ class LocalBackend:
                 frames,
                 drift=drift,
                 image=source,
-            )
-        if state is None:
-            state = procedural.new_state(
-                request.prompt,
-                request.camera,
-                request.seed,
-                request.width,
-                request.height,
-                fps,
-                frames,
-                drift=drift,
             )
         renderer = procedural.Renderer(state, image)
         audio = renderer.audio() if request.audio else None

@@ -140,7 +140,7 @@ _KIND_WORDS: dict[str, frozenset[str]] = {
 DRIFT_COMPONENTS = ("brightness", "saturation", "hue", "x", "y")
 # Per-second drift rates for a seed of typical strength at drift=1; chosen so that a default
 # 22 s chain (8 s + two 7 s extensions) drifts visibly for roughly a third to half of seeds.
-_DRIFT_BASE_RATE = np.array([0.136, 0.00336, 0.144, 0.00144, 0.0008])
+_DRIFT_BASE_RATE = np.array([0.102, 0.00252, 0.108, 0.00108, 0.0006])
 _EXTENSION_GROWTH = 0.75
 
 
@@ -378,7 +378,7 @@ class ClipState:
             y += amp * math.sin(x_speed * t / amp)
         elif cam["mode"] == "zoom":
             amp = math.log(1.22)
-            rate = 0.025 * speed * sign
+            rate = 0.02 * speed * sign
             z += amp * math.sin(rate * t / amp)
         return [x, y, z]
 
@@ -704,9 +704,11 @@ def _mottle(img: np.ndarray, rng: np.random.Generator, kind: str, height: int) -
     field = fine / (float(fine.std()) + 1e-6) + 0.8 * coarse / (float(coarse.std()) + 1e-6)
     tint = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(2.0, 18 * s))
     tint /= float(tint.std()) + 1e-6
-    gain = 1.0 + amount * np.clip(field, -3.0, 3.0)[..., None] + 0.35 * amount * np.clip(tint, -3.0, 3.0)[
-        ..., None
-    ] * np.array([1.0, -0.3, -0.7], np.float32)
+    gain = (
+        1.0
+        + amount * np.clip(field, -3.0, 3.0)[..., None]
+        + 0.35 * amount * np.clip(tint, -3.0, 3.0)[..., None] * np.array([1.0, -0.3, -0.7], np.float32)
+    )
     return np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
@@ -788,7 +790,9 @@ class World:
             layout: dict[str, Any] = {}
         else:
             canvas, layout = _paint(self.kind, rng, self.cw, self.ch, self.width, self.height)
-            canvas = _mottle(canvas, np.random.default_rng([seed, KINDS.index(self.kind), 0x7E47]), self.kind, self.height)
+            canvas = _mottle(
+                canvas, np.random.default_rng([seed, KINDS.index(self.kind), 0x7E47]), self.kind, self.height
+            )
             # A slight softening (like a real lens) halves the bits x264 spends on crisp edges
             # that move by sub-pixel steps, which is most of its encoding time.
             self.canvas = _blur_wrap(canvas, 0.8 * self.height / 720.0)
@@ -1057,7 +1061,11 @@ class World:
             u = 0.06 + 0.9 * u0
             cycle = (t / 9.0 + phase2 / (2 * np.pi)) % 1.0
             depth = u**1.8
-            y = horizon + (self.ch - horizon) * (0.02 + 0.98 * depth) + 3 * h / 720 * math.sin(0.7 * t + phase)
+            y = (
+                horizon
+                + (self.ch - horizon) * (0.02 + 0.98 * depth)
+                + 3 * h / 720 * math.sin(0.7 * t + phase)
+            )
             amp = (2 + 10 * depth) * h / 720
             shape = np.sin(2 * np.pi * freq * canvas_x / self.cw + phase + 0.08 * t)
             # Crests are broken: only where a second, slower wave is high.
