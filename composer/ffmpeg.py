@@ -35,6 +35,10 @@ from composer.timecode import AUDIO_RATE, fps_text, parse_fps
 #: x264 settings every composer encode shares, so pieces stay compatible.
 X264_PRESET = "veryfast"
 X264_CRF = 20
+#: Takes are intermediates (normalised to the output encoding before they are joined), so
+#: the local generator encodes them faster, at a lower CRF so quality does not suffer.
+TAKE_PRESET = "ultrafast"
+TAKE_CRF = 17
 AUDIO_BITRATE = "160k"
 
 ProgressFn = Callable[[int], None]
@@ -87,15 +91,17 @@ def _base_args() -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y"]
 
 
-def x264_args(fps: Fraction, keyframes_s: Sequence[float] = ()) -> list[str]:
+def x264_args(
+    fps: Fraction, keyframes_s: Sequence[float] = (), *, preset: str = X264_PRESET, crf: int = X264_CRF
+) -> list[str]:
     """Video encoder settings shared by every encode (so pieces can be joined)."""
     args = [
         "-c:v",
         "libx264",
         "-preset",
-        X264_PRESET,
+        preset,
         "-crf",
-        str(X264_CRF),
+        str(crf),
         "-pix_fmt",
         "yuv420p",
         "-profile:v",
@@ -175,10 +181,14 @@ class FrameWriter:
         fps: Fraction,
         audio: np.ndarray | None = None,
         keyframes_s: Sequence[float] = (),
+        *,
+        preset: str = X264_PRESET,
+        crf: int = X264_CRF,
     ) -> None:
         self.dest, self.width, self.height, self.fps = dest, width, height, fps
         self._audio = audio
         self._keyframes = keyframes_s
+        self._preset, self._crf = preset, crf
         self._temps: list[Path] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self.frames = 0
@@ -206,7 +216,7 @@ class FrameWriter:
             self._temps.append(audio_file)
             np.ascontiguousarray(self._audio, dtype="<f4").tofile(audio_file)
             cmd += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-i", str(audio_file)]
-        cmd += ["-map", "0:v:0", *x264_args(self.fps, self._keyframes)]
+        cmd += ["-map", "0:v:0", *x264_args(self.fps, self._keyframes, preset=self._preset, crf=self._crf)]
         if self._audio is not None:
             cmd += ["-map", "1:a:0", *audio_args(), "-shortest"]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._video_tmp)]

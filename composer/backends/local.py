@@ -20,8 +20,11 @@ from composer import imaging
 from composer.backends import procedural
 from composer.backends.base import Capabilities, ClipInfo, GenerationRequest, TakeInput
 from composer.errors import TerminalError
-from composer.ffmpeg import FrameWriter, concat_copy, extract_frame
+from composer.ffmpeg import TAKE_CRF, TAKE_PRESET, FrameWriter, concat_copy, extract_frame
 from composer.timecode import fps_text, parse_fps, to_frames
+
+# Both the first clip and every extension part use it: concat_copy needs one encoding.
+TAKE_ENCODING: dict[str, Any] = {"preset": TAKE_PRESET, "crf": TAKE_CRF}
 
 CAPABILITIES = Capabilities(
     name="local",
@@ -83,7 +86,7 @@ class LocalBackend:
             )
         renderer = procedural.Renderer(state, image)
         audio = renderer.audio() if request.audio else None
-        with FrameWriter(dest, request.width, request.height, fps, audio=audio) as writer:
+        with FrameWriter(dest, request.width, request.height, fps, audio=audio, **TAKE_ENCODING) as writer:
             for frame in renderer.frames():
                 writer.write(frame)
         return self._info(state, fps, request.width, request.height, audio is not None)
@@ -121,7 +124,7 @@ class LocalBackend:
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.") as work:
             part = Path(work) / "part.mp4"
             # The part carries no audio: the joined file gets one track rendered for its whole length.
-            with FrameWriter(part, request.width, request.height, fps) as writer:
+            with FrameWriter(part, request.width, request.height, fps, **TAKE_ENCODING) as writer:
                 for frame in renderer.frames(start):
                     writer.write(frame)
             concat_copy([Path(inputs.parent_path), part], audio, dest)
