@@ -25,7 +25,7 @@ from composer._version import __version__
 from composer.backends import registry
 from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output, prepare_take
-from composer.errors import EnvironmentProblem, Interrupted, PlanError, StoryboardError
+from composer.errors import EnvironmentProblem, Interrupted, Issue, PlanError, StoryboardError
 from composer.export.manifest import Manifest, OutputRecord, TakeRecord, read_outputs, versions
 from composer.imaging import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
@@ -104,6 +104,35 @@ def load_and_plan(
     return loaded, plan
 
 
+def read_plan(path: str | Path) -> Plan | None:
+    """The plan in ``path`` if it is a ``plan.json`` (rendering from it needs no storyboard), else None."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not readable JSON: let the storyboard loader say what is wrong
+    if not isinstance(data, dict) or "outputs" not in data or "capabilities" not in data:
+        return None
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StoryboardError(
+            [
+                Issue(
+                    str(path),
+                    None,
+                    None,
+                    where,
+                    f"not a valid plan.json ({first['msg']}); make one with `composer plan FILE --json`",
+                )
+            ]
+        ) from None
+
+
 def validate(path: str | Path, *, backend: str | None = None) -> Plan:
     """Check a storyboard completely (format, images, planning); returns its plan."""
     return load_and_plan(path, backend=backend)[1]
@@ -140,7 +169,8 @@ def render(
     continuity: dict[str, float] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> RenderResult:
-    """Render a storyboard file to ``out_dir`` (default ``renders/<stem>/``).
+    """Render a storyboard file, or a ``plan.json``, to ``out_dir`` (default ``renders/<stem>/``,
+    or the plan's own folder).
 
     Writes ``part01.mp4``..., ``plan.json``, ``manifest.json``, ``report.json`` and
     ``report.html``. Takes come from the cache when their request was made before (``force``
@@ -151,10 +181,19 @@ def render(
     """
     started = time.perf_counter()
     report = on_progress or (lambda _p: None)
-    loaded, plan = load_and_plan(source, backend=backend, model=model)
+    plan_file = read_plan(source)
+    if plan_file is None:
+        loaded, plan = load_and_plan(source, backend=backend, model=model)
+        source_path, out_default = loaded.path, default_out_dir(loaded.path)
+    else:
+        if backend or model:
+            raise PlanError(
+                "a plan.json fixes its backend and model; plan the storyboard again to change them"
+            )
+        plan, source_path, out_default = plan_file, Path(source), Path(source).parent
     plan = with_continuity(plan, regenerate=regenerate, max_attempts=max_attempts, overrides=continuity)
     settings = plan.continuity
-    out = Path(out_dir) if out_dir is not None else default_out_dir(loaded.path)
+    out = Path(out_dir) if out_dir is not None else out_default
     cache = TakeCache(Path(cache_dir) if cache_dir else None)
     ffmpeg.ffmpeg_exe()  # fail early, before any generation, if there is no ffmpeg
 
@@ -295,7 +334,7 @@ def render(
     records.sort(key=lambda r: (order[r.segment], r.chunk))
     manifest = Manifest(
         composer_version=__version__,
-        storyboard=str(loaded.path.resolve()),
+        storyboard=str(source_path.resolve()),
         backend=plan.generation.backend,
         model_id=plan.generation.model_id,
         plan=str(plan_path.resolve()),

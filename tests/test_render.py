@@ -65,6 +65,14 @@ def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_
     assert not any(o.composed for o in second.manifest.outputs)  # up to date: nothing recomposed
 
 
+def test_plan_json_renders_without_the_storyboard(board_file: Path, tmp_path: Path) -> None:
+    first = render(board_file, tmp_path / "a")
+    board_file.unlink()  # the plan carries everything: prompts, seeds, sizes, frames
+    again = render(first.plan_path, tmp_path / "b")
+    assert again.manifest.generated == 0
+    assert [ffmpeg.decode(p).frames for p in again.outputs] == [144, 144]
+
+
 def plan_calls(plan: dict[str, object]) -> int:
     return sum(len(s["chunks"]) for o in plan["outputs"] for s in o["segments"])  # type: ignore[index,union-attr]
 
