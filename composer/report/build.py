@@ -102,7 +102,7 @@ def _output_report(
                 decisions=history.decisions,
                 kept_attempt=kept,
                 regenerated=len(history.attempts) > 1,
-                flagged=history.final.flagged,
+                flagged=history.final.action == "keep_best",
                 verdict=kept_attempt.verdict,
                 curves=curves,
                 thumbnail=thumbs.get(middles[seg.id]),
@@ -208,7 +208,7 @@ def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Rep
             decisions=[decision],
             kept_attempt=1,
             regenerated=False,
-            flagged=attempt.verdict != "ok",
+            flagged=attempt.verdict == "regenerate",
             verdict=attempt.verdict,
             curves=_curves(drift),
         )

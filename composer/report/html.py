@@ -165,6 +165,7 @@ def render_html(report: Report) -> str:
         ("segments passed", f"{s.segments_passed} / {s.segments}"),
         ("segments regenerated", str(s.segments_regenerated)),
         ("segments flagged", str(s.segments_flagged)),
+        ("with warnings", str(s.segments_warned)),
         ("seams passed", f"{s.seams_passed} / {s.seams}"),
         ("seams flagged", str(s.seams_flagged)),
         ("attempts", str(s.attempts)),

@@ -42,8 +42,8 @@ class SegmentReport(_Model):
     decisions: list[Decision]
     kept_attempt: int
     regenerated: bool
-    flagged: bool
-    verdict: str
+    flagged: bool = Field(description="Kept after its attempts ran out with a check still failing.")
+    verdict: str = Field(description="The kept attempt's worst verdict: ok, warn or regenerate.")
     curves: list[Curve] = Field(default_factory=list)
     thumbnail: str | None = Field(None, description="data: URI of the kept take's middle frame.")
 
@@ -75,6 +75,7 @@ class Summary(_Model):
     segments_passed: int
     segments_regenerated: int
     segments_flagged: int
+    segments_warned: int = Field(description="Accepted with a check past its warn level.")
     seams: int
     seams_passed: int
     seams_flagged: int
@@ -105,6 +106,7 @@ def summarize(outputs: list[OutputReport]) -> Summary:
         segments_passed=sum(1 for s in segments if not s.regenerated and not s.flagged),
         segments_regenerated=sum(1 for s in segments if s.regenerated),
         segments_flagged=sum(1 for s in segments if s.flagged),
+        segments_warned=sum(1 for s in segments if not s.flagged and s.verdict == "warn"),
         seams=len(seams),
         seams_passed=sum(1 for s in seams if s.verdict == "ok"),
         seams_flagged=sum(1 for s in seams if s.verdict != "ok"),
