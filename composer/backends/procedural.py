@@ -17,6 +17,7 @@ starts from a frame of an earlier clip reproduces that frame and then moves on f
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -771,6 +772,29 @@ class _View:
         return dx * self.zoom + self.width / 2 - 0.5, (y - self.cy) * self.zoom + self.height / 2 - 0.5
 
 
+def _world_seed_key(seed: int, kind: str, width: int, height: int) -> list[int]:
+    return [seed, KINDS.index(kind), width, height]
+
+
+@functools.lru_cache(maxsize=4)
+def _painted_world(
+    kind: str, seed: int, cw: int, ch: int, width: int, height: int
+) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    """The painted canvas of a world, its layout, and the generator state after painting.
+
+    Painting costs about a second at 720p, and every take of a chain (and every segment of a
+    scene) paints the same world: the last few are kept, read-only, for the whole process.
+    """
+    rng = np.random.default_rng(_world_seed_key(seed, kind, width, height))
+    canvas, layout = _paint(kind, rng, cw, ch, width, height)
+    canvas = _mottle(canvas, np.random.default_rng([seed, KINDS.index(kind), 0x7E47]), kind, height)
+    # A slight softening (like a real lens) halves the bits x264 spends on crisp edges
+    # that move by sub-pixel steps, which is most of its encoding time.
+    canvas = _blur_wrap(canvas, 0.8 * height / 720.0)
+    canvas.flags.writeable = False
+    return canvas, layout, rng.bit_generator.state
+
+
 class World:
     """A painted canvas plus its moving elements; draws the elements of any world time."""
 
@@ -781,7 +805,7 @@ class World:
         self.cw, self.ch = clip.canvas_w, clip.canvas_h
         self.image_world = clip.image_world
         seed = int(clip.state["world_seed"]) & 0xFFFFFFFF
-        rng = np.random.default_rng([seed, KINDS.index(self.kind), self.width, self.height])
+        rng = np.random.default_rng(_world_seed_key(seed, self.kind, self.width, self.height))
         if self.image_world:
             if image is None:
                 raise ValueError("this clip's world is an image; pass its pixels")
@@ -789,13 +813,12 @@ class World:
             self.canvas = imaging.pad_reflect(imaging.cover(image, self.width, self.height), mx, my)
             layout: dict[str, Any] = {}
         else:
-            canvas, layout = _paint(self.kind, rng, self.cw, self.ch, self.width, self.height)
-            canvas = _mottle(
-                canvas, np.random.default_rng([seed, KINDS.index(self.kind), 0x7E47]), self.kind, self.height
+            self.canvas, painted_layout, rng_state = _painted_world(
+                self.kind, seed, self.cw, self.ch, self.width, self.height
             )
-            # A slight softening (like a real lens) halves the bits x264 spends on crisp edges
-            # that move by sub-pixel steps, which is most of its encoding time.
-            self.canvas = _blur_wrap(canvas, 0.8 * self.height / 720.0)
+            layout = dict(painted_layout)
+            # The elements draw from the same generator after the painting, as if it had run here.
+            rng.bit_generator.state = rng_state
         self.wrap = not self.image_world
         # The canvas with its first columns appended, so a horizontal window never has to wrap.
         self.extended = (
