@@ -695,15 +695,33 @@ def _paint(
 _MOTTLE = {"sea": 0.07, "sky": 0.05, "desert": 0.07, "snow": 0.05, "night": 0.03}
 
 
+def _smooth_noise(rng: np.random.Generator, ch: int, cw: int, sigma: float) -> np.ndarray:
+    """Gaussian-blurred noise, wrap-seamless in x, made at a lower resolution and scaled up.
+
+    A wide blur of a full canvas costs a large share of painting a world; the field is smooth
+    at this scale, so computing it on a grid ``sigma / 4`` times coarser looks the same.
+    """
+    step = max(1, int(sigma / 4))
+    if step == 1:
+        return _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), sigma)
+    small_w, small_h = max(2, -(-cw // step)), max(2, -(-ch // step))
+    small = _blur_wrap(rng.standard_normal((small_h, small_w)).astype(np.float32), sigma / step)
+    # One extra column (the first again) so the scaled-up field stays periodic at the seam.
+    ring = np.concatenate([small, small[:, :1]], axis=1)
+    period = cw / small_w
+    big = imaging.resize(ring, round(cw + period), ch)
+    return np.ascontiguousarray(big[:, :cw])
+
+
 def _mottle(img: np.ndarray, rng: np.random.Generator, kind: str, height: int) -> np.ndarray:
     """Fixed, wrap-seamless blotchy texture (two scales, slightly coloured) painted into the canvas."""
     amount = _MOTTLE.get(kind, 0.04)
     s = height / 720.0
     ch, cw = img.shape[:2]
     fine = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(0.8, 7 * s))
-    coarse = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(2.0, 26 * s))
+    coarse = _smooth_noise(rng, ch, cw, max(2.0, 26 * s))
     field = fine / (float(fine.std()) + 1e-6) + 0.8 * coarse / (float(coarse.std()) + 1e-6)
-    tint = _blur_wrap(rng.standard_normal((ch, cw)).astype(np.float32), max(2.0, 18 * s))
+    tint = _smooth_noise(rng, ch, cw, max(2.0, 18 * s))
     tint /= float(tint.std()) + 1e-6
     gain = (
         1.0
