@@ -218,7 +218,7 @@ class FrameWriter:
             cmd += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-i", str(audio_file)]
         # The frames are RGB; convert with the BT.709 matrix the file is tagged with (swscale's
         # default is BT.601, which players decoding as BT.709 would show slightly off-colour).
-        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"]
+        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=fast_bilinear,format=yuv420p"]
         cmd += ["-map", "0:v:0", *x264_args(self.fps, self._keyframes, preset=self._preset, crf=self._crf)]
         if self._audio is not None:
             cmd += ["-map", "1:a:0", *audio_args(), "-shortest"]
