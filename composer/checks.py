@@ -15,6 +15,8 @@ metrics themselves (``analysis/``) or the policy (``decide.py``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,9 +36,12 @@ from composer.analysis import (
 )
 from composer.analysis import frames as frames_mod
 from composer.decide import Check
-from composer.jobs.cache import Take
+from composer.jobs.cache import Take, write_json_atomic
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
+
+#: Bump when a measurement changes, so stored results from older code are not reused.
+CHECKS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,66 @@ class ContinuityJudge:
     """Callable the runner uses to score each attempt (thread-safe; keeps every result)."""
 
     def __init__(
-        self, plan: Plan, overrides: dict[str, float], width: int = frames_mod.REFERENCE_WIDTH
+        self,
+        plan: Plan,
+        overrides: dict[str, float],
+        width: int = frames_mod.REFERENCE_WIDTH,
+        store: Path | None = None,
     ) -> None:
         self.plan = plan
         self.drift_th, self.seam_th = thresholds(overrides)
         self.width = width
+        self.store = store  # where measurements are kept, so a render run again does not redo them
         self.fps = parse_fps(plan.output.fps)
         self.results: dict[str, TakeChecks] = {}
         self._lock = threading.Lock()
 
+    def _store_key(self, segment: Segment, takes: list[Take], previous: Take | None) -> str:
+        facts = {
+            "version": CHECKS_VERSION,
+            "takes": [t.key for t in takes],
+            "previous": previous.key if previous is not None else None,
+            "continues": segment.continues.model_dump() if segment.continues else None,
+            "chunks": [c.total_s for c in segment.chunks],
+            "used": [segment.take_offset, segment.clip_frames, self.plan.output.fps],
+            "camera": segment.camera,
+            "width": self.width,
+            "drift": self.drift_th.model_dump(),
+            "seam": self.seam_th.model_dump(),
+        }
+        blob = json.dumps(facts, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
     def __call__(self, segment: Segment, takes: list[Take], previous: Take | None) -> list[Check]:
+        path = self.store / f"{self._store_key(segment, takes, previous)}.json" if self.store else None
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                stored = TakeChecks(
+                    ClipAnalysis.model_validate(data["analysis"]),
+                    {k: SeamResult.model_validate(v) for k, v in data["seams"].items()},
+                )
+                checks = [Check.model_validate(c) for c in data["checks"]]
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable: measure again
+            else:
+                with self._lock:
+                    self.results[takes[-1].key] = stored
+                return checks
+        checks = self._measure(segment, takes, previous)
+        if path is not None:
+            stored = self.results[takes[-1].key]
+            write_json_atomic(
+                path,
+                {
+                    "analysis": stored.analysis.model_dump(mode="json"),
+                    "seams": {k: v.model_dump(mode="json") for k, v in stored.seams.items()},
+                    "checks": [c.model_dump(mode="json") for c in checks],
+                },
+            )
+        return checks
+
+    def _measure(self, segment: Segment, takes: list[Take], previous: Take | None) -> list[Check]:
         final = takes[-1]
         analysis = analyze_clip(
             final.path,

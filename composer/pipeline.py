@@ -232,7 +232,7 @@ def render(
         )
 
     instance = registry.create(plan.generation.backend)
-    judge = ContinuityJudge(plan, settings.overrides())
+    judge = ContinuityJudge(plan, settings.overrides(), store=cache.root / "checks")
     # Encode once: each accepted take is brought to the output's encoding (keyframes where its
     # crossfades fall) in the background while other segments are still being generated, so
     # composing afterwards mostly copies.

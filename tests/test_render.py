@@ -63,6 +63,10 @@ def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_
     assert second.manifest.generated == 0
     assert second.manifest.cache_hits == first.manifest.generated
     assert not any(o.composed for o in second.manifest.outputs)  # up to date: nothing recomposed
+    # The measurements were stored with the takes and reused: the same decisions, nothing re-measured.
+    assert list(Path(second.manifest.cache_dir, "checks").glob("*.json"))
+    assert first.report is not None and second.report is not None
+    assert second.report.summary == first.report.summary
 
 
 def test_plan_json_renders_without_the_storyboard(board_file: Path, tmp_path: Path) -> None:

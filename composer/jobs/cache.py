@@ -7,6 +7,7 @@ model, prompt, image hash, seed, duration, size, parent take...)::
     <root>/takes/<key[:2]>/<key>/take.json   request + clip facts; written last, so it marks
                                               the take complete
     <root>/frames/<key>-<frame>.png          frames extracted from takes (continuations)
+    <root>/checks/<key>.json                 drift and seam measurements of an attempt
 
 ``<root>`` is ``$COMPOSER_CACHE``, else the platform cache folder + ``/composer``. A take
 whose ``take.json`` exists is never generated again, so a killed render started again
