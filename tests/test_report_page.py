@@ -48,7 +48,8 @@ def _report() -> Report:
         verdict="ok",
         curves=[
             Curve(
-                label="brightness drift |ΔL*|",
+                name="brightness drift |ΔL*|",
+                unit="ΔL*",
                 t_s=[0, 10, 20],
                 values=[0, 0.2, 0.4],
                 warn=1.5,

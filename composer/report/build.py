@@ -13,12 +13,12 @@ from pathlib import Path
 
 from composer import ffmpeg, imaging
 from composer._version import __version__
-from composer.analysis import ClipAnalysis, DriftResult, SeamResult
+from composer.analysis import ClipAnalysis, SeamResult
 from composer.checks import ContinuityJudge, discontinuity_check, drift_checks
 from composer.decide import Attempt, Decision
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
-from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
+from composer.report.model import OutputReport, Report, SeamReport, SegmentReport, summarize
 from composer.timecode import parse_fps
 
 THUMB_WIDTH = 240
@@ -36,21 +36,6 @@ def _thumbnails(path: Path, frames: set[int], width: int, height: int) -> dict[i
         if index >= wanted[-1]:
             break
     return out
-
-
-def _curves(drift: DriftResult) -> list[Curve]:
-    return [
-        Curve(
-            label=c.name,
-            unit=c.unit,
-            t_s=c.t_s,
-            values=c.values,
-            warn=c.warn,
-            regenerate=c.regenerate,
-            higher_is_worse=c.higher_is_worse,
-        )
-        for c in drift.curves
-    ]
 
 
 def _seam_rows(seam: SeamResult) -> list[dict[str, float | str | None]]:
@@ -90,7 +75,7 @@ def _output_report(
         kept = history.final.attempt
         kept_attempt = history.attempts[kept - 1]
         measured = judge.results.get(kept_attempt.take_keys[-1]) if judge else None
-        curves = _curves(measured.analysis.drift) if measured is not None else []
+        curves = list(measured.analysis.drift.curves) if measured is not None else []
         segments.append(
             SegmentReport(
                 id=seg.id,
@@ -210,7 +195,7 @@ def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Rep
             regenerated=False,
             flagged=attempt.verdict == "regenerate",
             verdict=attempt.verdict,
-            curves=_curves(drift),
+            curves=list(drift.curves),
         )
         outputs.append(
             OutputReport(

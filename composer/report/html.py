@@ -62,7 +62,7 @@ def chart(curve: Curve, width: int = 300, height: int = 90) -> str:
     values = list(curve.values)
     levels = [v for v in (curve.warn, curve.regenerate) if v is not None]
     if not values:
-        return f'<div class="chart"><p>{escape(curve.label)}: no data</p></div>'
+        return f'<div class="chart"><p>{escape(curve.name)}: no data</p></div>'
     lo, hi = min([*values, *levels]), max([*values, *levels])
     if hi - lo < 1e-9:
         hi, lo = hi + 1, lo - 1
@@ -85,9 +85,9 @@ def chart(curve: Curve, width: int = 300, height: int = 90) -> str:
     unit = f" {escape(curve.unit)}" if curve.unit else ""
     last = values[-1]
     return (
-        f'<div class="chart"><p>{escape(curve.label)}: {last:.3g}{unit} at the end</p>'
+        f'<div class="chart"><p>{escape(curve.name)}: {last:.3g}{unit} at the end</p>'
         f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(curve.label)}"><rect width="{width}" height="{height}" fill="#fff"/>'
+        f'aria-label="{escape(curve.name)}"><rect width="{width}" height="{height}" fill="#fff"/>'
         f"{''.join(lines)}"
         f'<polyline fill="none" stroke="#2b6cb0" stroke-width="1.5" points="{points}"/></svg></div>'
     )

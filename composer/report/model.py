@@ -11,25 +11,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from composer.analysis.drift import DriftCurve as Curve
 from composer.decide import Attempt, Decision
 
 REPORT_VERSION = 1
 
+__all__ = ["Curve", "OutputReport", "Report", "SeamReport", "SegmentReport", "Summary", "summarize"]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Curve(_Model):
-    """A metric over clip time, with the levels it is judged against."""
-
-    label: str
-    unit: str = ""
-    t_s: list[float]
-    values: list[float]
-    warn: float | None = None
-    regenerate: float | None = None
-    higher_is_worse: bool = True
 
 
 class SegmentReport(_Model):
