@@ -76,8 +76,11 @@ def prepare_take(
     return normalize_take(take.path, smart.leg_spec(comp, segment_index), cache_dir=cache_dir)
 
 
-def verify(path: Path, comp: Composition) -> OutputCheck:
-    """Decode ``path`` fully; MediaError unless frames and audio are exactly as planned."""
+def verify(path: Path, comp: Composition, *, strict: bool = False) -> OutputCheck:
+    """Decode ``path`` fully; MediaError unless frames and audio are exactly as planned.
+
+    ``strict`` adds what a stitched file must also show: no decoder warnings, start at 0.
+    """
     report = ffmpeg.decode(path)
     expected_samples = comp.samples if comp.audio else None
     if report.errors:
@@ -88,20 +91,19 @@ def verify(path: Path, comp: Composition) -> OutputCheck:
         report.audio_samples is None or abs(report.audio_samples - expected_samples) > AUDIO_TOLERANCE_SAMPLES
     ):
         raise MediaError(f"{path.name} has {report.audio_samples} audio samples, expected {expected_samples}")
+    if strict:
+        if report.warnings:
+            raise MediaError(f"{path.name} decodes with warnings: {report.warnings[:500]}")
+        start = ffmpeg.probe(path).start_s
+        first_pts = min(ffmpeg.packets(path).pts, default=0)
+        if start not in (None, 0.0) or first_pts != 0:
+            raise MediaError(f"{path.name} starts at {start} s (first frame at {first_pts}), not 0")
     return OutputCheck(report.frames, report.audio_samples, comp.frames, expected_samples)
 
 
 def verify_strict(path: Path, comp: Composition) -> OutputCheck:
-    """:func:`verify`, plus what a stitched file must also show: no decoder warnings, start at 0."""
-    check = verify(path, comp)
-    report = ffmpeg.decode(path)
-    if report.warnings:
-        raise MediaError(f"{path.name} decodes with warnings: {report.warnings[:500]}")
-    start = ffmpeg.probe(path).start_s
-    first_pts = min(ffmpeg.packets(path).pts, default=0)
-    if start not in (None, 0.0) or first_pts != 0:
-        raise MediaError(f"{path.name} starts at {start} s (first frame at {first_pts}), not 0")
-    return check
+    """:func:`verify` with ``strict=True`` (one decoding pass for both)."""
+    return verify(path, comp, strict=True)
 
 
 def compose_output(
