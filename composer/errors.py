@@ -11,9 +11,10 @@ for them.
     ├── PlanError                      exit 2: the storyboard cannot be planned on this backend
     ├── EnvironmentProblem             exit 3: no ffmpeg, no key, unwritable folder, ...
     ├── GenerationError                a backend could not make a clip
-    │   ├── RetryableError             429, 5xx, network: try again later
-    │   ├── TerminalError              400/401/403/404: retrying will not help
-    │   └── ContentFiltered            the service's safety filter refused the request
+    │   ├── RetryableError             408, 429, 5xx, network: the job runner tries again
+    │   ├── TerminalError              400/401/403/404, a failed operation: retrying will not help
+    │   ├── ContentFiltered            the service's safety filter refused the request (not charged)
+    │   └── BudgetExceeded             the next submission would pass --budget
     ├── MediaError                     ffmpeg failed or a file is not the video it should be
     └── Interrupted                    Ctrl-C: stopped cleanly, exit 130
 
@@ -87,11 +88,18 @@ class GenerationError(ComposerError):
 
 
 class RetryableError(GenerationError):
-    """A transient failure (rate limit, server error, network); the job runner retries it."""
+    """A transient failure (rate limit, server error, network); the job runner retries it.
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+    ``retry_after_s`` is the wait the service asked for (``Retry-After``, ``retry-after-ms``
+    or Google's ``RetryInfo.retryDelay``), if any. ``reached_server`` is True when the request
+    may have been received before it failed (a 5xx, a dropped answer), so retrying a create
+    may start a second, paid, operation.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None, *, reached_server: bool = True) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.reached_server = reached_server
 
 
 class TerminalError(GenerationError):
@@ -99,7 +107,18 @@ class TerminalError(GenerationError):
 
 
 class ContentFiltered(GenerationError):
-    """The service's safety filter blocked the result; not charged, not retried blindly."""
+    """The service's safety filter blocked the result; not charged, not retried blindly.
+
+    ``reason`` is the service's own words (``raiMediaFilteredReasons``, a moderation message).
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BudgetExceeded(GenerationError):
+    """Submitting the next operation would pass the run's budget; nothing more was submitted."""
 
 
 class MediaError(ComposerError):

@@ -52,6 +52,12 @@ class Capabilities(_Frozen):
         default_factory=dict, description="USD per generated second, by model id."
     )
     needs_key: bool = False
+    requests_per_minute: int | None = Field(
+        None, description="Create requests the service allows per minute (None: no known limit)."
+    )
+    poll_interval_s: float = Field(
+        5.0, description="First wait before polling a submitted operation; backs off from there."
+    )
 
     def resolve_model(self, model: str) -> str:
         return self.models.get(model, model)

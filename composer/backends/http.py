@@ -1,0 +1,393 @@
+"""HTTP for the API backends: the one module that uses httpx, and the map from answers to errors.
+
+What lives here: :class:`Http` (an ``httpx.AsyncClient`` with proxy support, redirects
+followed, auth headers sent only to the service's own hosts, secrets redacted from every
+message), :func:`error_for` (a non-2xx answer ->
+``RetryableError`` / ``TerminalError`` with the likely fix), :func:`retry_delay` (the wait a
+service asks for, from ``retry-after-ms``, ``Retry-After`` or Google's
+``RetryInfo.retryDelay``) and streamed downloads that notice truncation. What does not: any
+one protocol's paths and bodies (the backend modules) or the decision to retry (``jobs/``).
+
+Proxies: httpx reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` from the
+environment (``trust_env``); ``proxy=`` (the ``--proxy`` option) overrides them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from composer.errors import ComposerError, EnvironmentProblem, RetryableError, TerminalError
+
+#: Generation calls return quickly (the work is a long-running operation), downloads may be large.
+TIMEOUT = httpx.Timeout(120.0, connect=15.0)
+_RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*s\s*$")
+
+
+def retry_delay(response: httpx.Response, body: Any = None) -> float | None:
+    """Seconds the service asked us to wait, or None.
+
+    Order: ``retry-after-ms`` (OpenAI), ``Retry-After`` (seconds or an HTTP date), then
+    ``google.rpc.RetryInfo.retryDelay`` in the error details (``"53s"``). A value that is
+    not a finite number of seconds is ignored, so a garbled header never becomes an endless wait.
+    """
+    headers = response.headers
+    value = _seconds(headers.get("retry-after-ms"))
+    if value is not None:
+        return max(0.0, value / 1000.0)
+    raw = headers.get("retry-after")
+    value = _seconds(raw)
+    if value is not None:
+        return max(0.0, value)
+    if raw:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):  # 3.10 raises TypeError, 3.11+ ValueError
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always UTC
+                parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+            return max(0.0, parsed.timestamp() - time.time())
+    if body is None:
+        body = _body(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, dict):  # the proto JSON form {"seconds": 53, "nanos": 0}
+                seconds = _seconds(delay.get("seconds", 0))
+                nanos = _seconds(delay.get("nanos", 0))
+                if seconds is not None and nanos is not None:
+                    return max(0.0, seconds + nanos / 1e9)
+                continue
+            match = _DURATION.match(str(delay))
+            if match:
+                seconds = _seconds(match.group(1))
+                if seconds is not None:
+                    return seconds
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite number from a header or JSON value, else None."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        return None
+
+
+def service_message(body: Any, response: httpx.Response) -> tuple[str, str]:
+    """(message, status word) from a Google, OpenAI or plain error body."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            message = str(error.get("message") or error.get("detail") or "")
+            status = str(error.get("status") or error.get("code") or error.get("type") or "")
+            return message, status
+        if isinstance(error, str):
+            return error, ""
+    text = response.text.strip() if response.content else ""
+    return text[:300], ""
+
+
+def error_for(
+    response: httpx.Response, *, service: str, what: str, key_env: str, model: str = ""
+) -> RetryableError | TerminalError:
+    """The error for a non-2xx answer, with what to do about it."""
+    body = _body(response)
+    message, status_word = service_message(body, response)
+    code = response.status_code
+    said = f"{code}{' ' + status_word if status_word and status_word != str(code) else ''}"
+    detail = f": {message}" if message else ""
+    forced = response.headers.get("x-should-retry", "").lower()
+    if ((code in _RETRY_STATUSES or code >= 500) and forced != "false") or forced == "true":
+        # A 429 was refused before any work started; a 5xx or 408 may have been received.
+        return RetryableError(
+            f"{service} answered {said} to the {what}{detail}",
+            retry_delay(response, body),
+            reached_server=code != 429,
+        )
+    if code in (400, 403) and _bad_key(body, message):
+        # Google answers a wrong API key with 400 or 403 (reason API_KEY_INVALID), not 401.
+        fix = f"the key was not accepted; check {key_env}"
+    elif code == 400:
+        fix = "the service refused this input; check the duration, size and images the model accepts"
+    elif code == 401:
+        fix = f"the key was not accepted; check {key_env}"
+    elif code == 403:
+        fix = (
+            f"permission denied; check that {key_env} belongs to a project with this API enabled "
+            "and billing set up"
+        )
+    elif code == 404:
+        fix = (
+            f"not found; the model id {model!r} may be unknown to this service"
+            if model and what in ("create", "extension")
+            else "not found; the operation or file may have expired or belong to another service"
+        )
+    else:
+        fix = "retrying will not help"
+    return TerminalError(f"{service} answered {said} to the {what}{detail} ({fix})")
+
+
+def _bad_key(body: Any, message: str) -> bool:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("reason", "")).startswith("API_KEY_"):
+            return True
+    return "api key not valid" in message.lower()
+
+
+class Http:
+    """One service's HTTP client: base URL, auth headers, proxy; secrets never reach a message.
+
+    ``headers`` go with every request; ``auth`` headers only to the base URL's origin and to
+    ``auth_hosts`` (origins as :func:`origin` writes them, or https host suffixes such as
+    ``".googleapis.com"``). The rule is applied to every hop of a redirect too, so a key never
+    follows a redirect to a blob store or CDN (httpx itself strips only ``Authorization``, and
+    not even that from an http -> https hop; it never strips ``x-goog-api-key``).
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        base_url: str,
+        key_env: str,
+        headers: Mapping[str, str] | None = None,
+        auth: Mapping[str, str] | None = None,
+        auth_hosts: tuple[str, ...] = (),
+        secrets: tuple[str, ...] = (),
+        proxy: str | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.service, self.base_url, self.key_env = service, base_url.rstrip("/"), key_env
+        self._transport = transport  # tests pass an httpx.MockTransport
+        self._headers = dict(headers or {})
+        self._auth = dict(auth or {})
+        self._secrets = _redactable(secrets)
+        self._proxy, self._timeout = proxy, timeout
+        self._auth_hosts = (origin(_base_url(service, self.base_url)), *auth_hosts)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        # Made on first use, inside the event loop that will also close it.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers=self._headers,
+                proxy=self._proxy,
+                trust_env=True,
+                timeout=self._timeout,
+                follow_redirects=True,
+                event_hooks={"request": [self._authorize]},
+                transport=self._transport,
+            )
+        return self._client
+
+    def set_auth(self, auth: Mapping[str, str], secrets: tuple[str, ...] = ()) -> None:
+        """Replace the auth headers (a refreshed access token) and add their secrets to redaction."""
+        self._auth = dict(auth)
+        self._secrets = _redactable((*self._secrets, *secrets))
+
+    def trusted(self, url: str | httpx.URL) -> bool:
+        """Whether ``url`` is a host that may see the auth headers."""
+        target = httpx.URL(url) if isinstance(url, str) else url
+        where = origin(target)
+        host = target.host.lower()
+        for allowed in self._auth_hosts:
+            if allowed.startswith(".") and host.endswith(allowed) and target.scheme == "https":
+                return True
+            if allowed == where:
+                return True
+        return False
+
+    async def _authorize(self, request: httpx.Request) -> None:
+        # Runs for the first request and for every redirect hop httpx builds from it.
+        if self.trusted(request.url):
+            request.headers.update(self._auth)
+        else:
+            for name in self._auth:
+                request.headers.pop(name, None)
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _transport_error(self, exc: Exception, what: str) -> ComposerError:
+        """The error tree's view of an httpx exception raised before an answer arrived."""
+        name = type(exc).__name__
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return EnvironmentProblem(
+                self.redact(
+                    f"{self.service} base URL {self.base_url!r} is not a usable http(s) URL ({exc}); "
+                    "check --base-url and the backend's base-URL variable"
+                )
+            )
+        if isinstance(exc, httpx.ProxyError):
+            return RetryableError(
+                self.redact(
+                    f"the proxy refused the {what} to {self.service} ({exc}); check --proxy or HTTPS_PROXY"
+                ),
+                reached_server=False,
+            )
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+            return RetryableError(
+                self.redact(f"cannot reach {self.service} at {self.base_url} for the {what} ({name}: {exc})"),
+                reached_server=False,
+            )
+        if isinstance(exc, httpx.TooManyRedirects):
+            return TerminalError(self.redact(f"{self.service} redirected the {what} in a loop ({exc})"))
+        return RetryableError(
+            self.redact(f"the connection to {self.service} broke during the {what} ({name}: {exc})"),
+            reached_server=True,
+        )
+
+    async def request(
+        self, method: str, path: str, *, what: str, model: str = "", **kwargs: Any
+    ) -> httpx.Response:
+        """Send one request; a non-2xx answer or a network failure raises the error tree."""
+        try:
+            response = await self.client.request(method, self.url(path), **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, what) from None
+        if not response.is_success:
+            error = error_for(response, service=self.service, what=what, key_env=self.key_env, model=model)
+            error.args = (self.redact(str(error)),)
+            raise error
+        return response
+
+    async def json(self, method: str, path: str, *, what: str, model: str = "", **kwargs: Any) -> Any:
+        """Send one request and read a JSON answer (anything else is a retryable fault)."""
+        response = await self.request(method, path, what=what, model=model, **kwargs)
+        return self.read_json(response, what=what)
+
+    def read_json(self, response: httpx.Response, *, what: str) -> Any:
+        """The JSON body of a 2xx answer; an answer that is not JSON is a retryable fault.
+
+        Retryable because a proxy's or load balancer's HTML page is usually passing trouble;
+        ``reached_server`` stays True since the request itself may have been taken.
+        """
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            raise RetryableError(
+                f"{self.service} answered the {what} with something that is not JSON "
+                f"({response.headers.get('content-type', 'no content type')}, {len(response.content)} bytes)"
+            ) from None
+
+    async def download(self, path: str, dest: Path, *, what: str = "download", **kwargs: Any) -> int:
+        """Stream a file to ``dest`` (written under a temporary name); returns its size.
+
+        A connection that ends before ``Content-Length`` bytes arrived is a retryable fault,
+        and nothing is left at ``dest``.
+        """
+        # A client-wide "accept: application/json" would ask a file server for the wrong thing.
+        kwargs["headers"] = {"accept": "*/*", **dict(kwargs.get("headers") or {})}
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                try:
+                    async with self.client.stream("GET", self.url(path), **kwargs) as response:
+                        if not response.is_success:
+                            await response.aread()
+                            error = error_for(response, service=self.service, what=what, key_env=self.key_env)
+                            error.args = (self.redact(str(error)),)
+                            raise error
+                        expected = response.headers.get("content-length")
+                        encoded = response.headers.get("content-encoding", "identity").lower()
+                        async for chunk in response.aiter_bytes(1 << 20):
+                            fh.write(chunk)
+                        size = fh.tell()
+                        # Content-Length counts the bytes on the wire, which differ from the
+                        # decoded size when the server compressed them.
+                        received = response.num_bytes_downloaded if encoded != "identity" else size
+                except httpx.HTTPError as exc:
+                    raise self._transport_error(exc, what) from None
+            if expected is not None and expected.isdigit() and int(expected) != received:
+                raise RetryableError(
+                    f"the {what} from {self.service} was cut short ({received} of {expected} bytes)"
+                )
+            if size == 0:
+                raise RetryableError(f"the {what} from {self.service} was empty")
+            os.replace(tmp, dest)
+            return size
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+#: Shorter "secrets" are not redacted: a one-letter test key would turn every "t" in a message into
+#: "***", and no real key or token is that short (Gemini keys have 39 characters, OpenAI's 50+).
+MIN_SECRET_LENGTH = 8
+
+
+def _redactable(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    # Longest first, so a secret that contains another is replaced whole.
+    unique = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _base_url(service: str, text: str) -> httpx.URL:
+    """The parsed base URL, or EnvironmentProblem at construction (not at the first request)."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        reason = f" ({exc})"
+    else:
+        if url.scheme in ("http", "https") and url.host:
+            return url
+        reason = ""
+    raise EnvironmentProblem(
+        f"{service} base URL {text!r} is not an http(s) URL{reason}; "
+        "check --base-url and the backend's base-URL variable"
+    )
+
+
+def origin(url: str | httpx.URL) -> str:
+    """``scheme://host:port`` with the default port filled in, for comparing hosts."""
+    url = httpx.URL(url) if isinstance(url, str) else url
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    return f"{url.scheme}://{url.host.lower()}:{port}"
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON for request bodies (what the SDKs send)."""
+    return json.dumps(data, separators=(",", ":"))
