@@ -1,27 +1,37 @@
 """The job runner: turns a plan's segments into takes, reusing the cache.
 
 Each segment is a chain of chunks (a generation, then extensions of it); a segment that
-continues another waits for that one's take. Independent chains run side by side on a
-small thread pool. What lives here: ordering, the cache look-up, building requests,
-timing, events. What does not: any backend protocol (``backends/``), or composing the
-takes into outputs (``compose/``).
+continues another waits for that one's accepted take. Every segment runs as a task on one
+asyncio event loop: the local backend and the continuity judge run in worker threads (as
+many at once as ``workers``: they need the CPU), API backends through
+:class:`~composer.jobs.remote.RemoteJobs` (up to its concurrency limit of operations in flight,
+journaled so nothing is paid twice). When one segment fails (a safety block, a refused
+request, the budget), nothing new is submitted, the operations already in flight are
+finished and cached, and then the first failure is raised.
+
+What lives here: ordering, the cache look-up, building requests, attempts, events. What does
+not: any backend protocol (``backends/``), the life of one remote operation
+(``jobs/remote.py``), or composing the takes into outputs (``compose/``).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from composer import ffmpeg
-from composer.backends.base import Backend, GenerationRequest, ImageRef, TakeInput
+from composer.backends.base import Backend, ClipInfo, GenerationRequest, ImageRef, TakeInput
+from composer.backends.remote import RemoteBackend
 from composer.decide import Attempt, Check, Decision, decide
-from composer.errors import MediaError
+from composer.errors import BudgetExceeded, ContentFiltered, MediaError, TerminalError
 from composer.jobs.cache import Take, TakeCache
+from composer.jobs.journal import Journal
+from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
 
@@ -35,6 +45,28 @@ class TakeEvent:
     chunks: int
     take: Take
     cached: bool
+    job: JobStats | None = None  # API backends: operations, retries, polls, timings
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A segment that could not be made: why, and the operations it used."""
+
+    segment: str
+    chunk: int | None
+    kind: str  # filtered | failed | budget | error
+    message: str
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A chunk the service refused permanently with the planned model, made with the fallback one."""
+
+    segment: str
+    chunk: int
+    model: str
+    fallback_model: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,12 @@ class RunResult:
     histories: dict[str, SegmentHistory] = field(default_factory=dict)
     cache_hits: int = 0
     generated: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    #: Operations that ended without a take (filtered, failed, expired), for the manifest.
+    abandoned: list[dict[str, str]] = field(default_factory=list)
+    fallbacks: list[Fallback] = field(default_factory=list)
+    #: Per accepted segment: take_key, attempts, judge_s, started_s, accepted_s (seconds since the run began).
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def request_for(
@@ -67,13 +105,19 @@ def request_for(
     parent: Take | None,
     first: ImageRef | None,
     seed: int | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
 ) -> GenerationRequest:
-    """The canonical request of one chunk (its hash is the take's key)."""
+    """The canonical request of one chunk (its hash is the take's key).
+
+    ``endpoint`` is the base URL of an API backend that is not the official service (a
+    simulator, a relay), so takes from there never stand in for the real service's.
+    """
     chunk = segment.chunks[chunk_index]
     caps = plan.capabilities
     return GenerationRequest(
         backend=plan.generation.backend,
-        model=plan.generation.model_id,
+        model=model or plan.generation.model_id,
         kind=chunk.kind,
         prompt=segment.prompt,
         negative_prompt=segment.negative_prompt,
@@ -86,7 +130,11 @@ def request_for(
         audio=plan.output.audio and caps.audio,
         first_frame=first if chunk.kind == "generate" else None,
         parent=parent.key if parent is not None and chunk.kind == "extend" else None,
-        options={"drift": plan.generation.drift} if plan.generation.backend == "local" else {},
+        options=(
+            {"drift": plan.generation.drift}
+            if plan.generation.backend == "local"
+            else ({"endpoint": endpoint} if endpoint else {})
+        ),
     )
 
 
@@ -100,7 +148,7 @@ class Runner:
     def __init__(
         self,
         plan: Plan,
-        backend: Backend,
+        backend: Backend | RemoteBackend,
         cache: TakeCache,
         *,
         workers: int = 2,
@@ -110,53 +158,114 @@ class Runner:
         max_attempts: int = 3,
         regenerate: bool = True,
         on_accept: Callable[[Segment, Take], None] | None = None,
+        jobs: JobSettings | None = None,
     ) -> None:
         self.plan, self.backend, self.cache = plan, backend, cache
         self.workers, self.force = max(1, workers), force
         self.on_event = on_event or (lambda _e: None)
         self.judge, self.max_attempts, self.regenerate = judge, max(1, max_attempts), regenerate
         self.on_accept = on_accept
+        self.settings = jobs or JobSettings()
+        self.ledger = Ledger(self.settings.budget_usd)
         self.result = RunResult()
         self._forced: set[str] = set()
-        self._lock = threading.Lock()
+        self._remote: RemoteJobs | None = None
+        self._stopping = False
+        self._judged: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._endpoint: str | None = None
+        if isinstance(backend, RemoteBackend) and not backend.default_endpoint():
+            self._endpoint = backend.base_url or "custom"
 
     def run(self) -> RunResult:
-        segments = {s.id: s for s in self.plan.segments}
-        pending = dict(segments)
-        running: dict[Future[tuple[list[Take], SegmentHistory]], str] = {}
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="composer-take")
+        """Make every segment (blocking); raises the first failure after in-flight work is saved."""
+        self._t0 = time.perf_counter()
+        return asyncio.run(self._run())
+
+    async def _run(self) -> RunResult:
+        self._cpu = asyncio.Semaphore(self.workers)
+        if isinstance(self.backend, RemoteBackend):
+            self._remote = RemoteJobs(
+                self.backend, Journal(self.cache.root / "journal"), self.settings, self.ledger
+            )
+        accepted = {s.id: asyncio.Event() for s in self.plan.segments}
+        missing = sorted(
+            s.id for s in self.plan.segments if s.continues and s.continues.segment not in accepted
+        )
+        if missing:
+            raise RuntimeError(f"segments continue segments that do not exist: {', '.join(missing)}")
+        # A final render of some segments makes only those (plan.keep; modes.final_plan checked
+        # that none of them continues one left out).
+        wanted = [s for s in self.plan.segments if not self.plan.keep or s.id in self.plan.keep]
+        for s in self.plan.segments:
+            if s not in wanted:
+                accepted[s.id].set()  # never wait for a segment not made here (a hand-edited plan.json)
+        tasks = [asyncio.create_task(self._segment_task(s, accepted), name=s.id) for s in wanted]
+        errors: list[BaseException] = []
         try:
-            while pending or running:
-                for seg_id, segment in list(pending.items()):
-                    parent = segment.continues.segment if segment.continues else None
-                    if parent is None or parent in self.result.segment_takes:
-                        del pending[seg_id]
-                        running[pool.submit(self._make_segment, segment)] = seg_id
-                if not running:
-                    missing = ", ".join(sorted(pending))
-                    raise RuntimeError(f"segments wait on segments that do not exist: {missing}")
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    seg_id = running.pop(future)
-                    takes, history = future.result()
-                    self.result.chain_takes[seg_id] = takes
-                    self.result.segment_takes[seg_id] = takes[-1]
-                    self.result.histories[seg_id] = history
-        except BaseException:
-            for future in running:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+            for future in asyncio.as_completed(tasks):
+                try:
+                    await future
+                except (Stopping, _Skipped):
+                    pass
+                except Exception as exc:
+                    if not errors:
+                        self._stop()
+                    errors.append(exc)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._remote is not None:
+                self.result.abandoned = list(self._remote.abandoned)
+            if isinstance(self.backend, RemoteBackend):
+                await self.backend.aclose()
+        if errors:
+            raise errors[0]
         return self.result
 
-    def _first_frame(self, segment: Segment) -> tuple[ImageRef | None, TakeInput]:
+    def _stop(self) -> None:
+        # Nothing new is submitted; operations in flight finish, so what was paid for is kept.
+        if self._remote is not None:
+            self._remote.stopping = True
+        self._stopping = True
+
+    async def _segment_task(self, segment: Segment, accepted: dict[str, asyncio.Event]) -> None:
+        if segment.continues is not None:
+            await accepted[segment.continues.segment].wait()
+            if segment.continues.segment not in self.result.segment_takes:
+                raise _Skipped(segment.id)
+        if self._stopping:
+            raise _Skipped(segment.id)
+        started = time.perf_counter() - self._t0
+        try:
+            takes, history = await self._make_segment(segment)
+        except Exception as exc:
+            if not isinstance(exc, (Stopping, _Skipped)):
+                self.result.failures.append(_failure(segment, exc))
+            raise
+        finally:
+            # Wake the segments waiting on this one even when it failed (they are skipped).
+            accepted[segment.id].set()
+        self.result.chain_takes[segment.id] = takes
+        self.result.segment_takes[segment.id] = takes[-1]
+        self.result.histories[segment.id] = history
+        self.result.timings[segment.id] = {
+            "take_key": takes[-1].key,
+            "attempts": len(history.attempts),
+            "judge_s": round(self._judged.pop(segment.id, 0.0), 3),
+            "started_s": round(started, 3),
+            "accepted_s": round(time.perf_counter() - self._t0, 3),
+        }
+
+    async def _first_frame(self, segment: Segment) -> tuple[ImageRef | None, TakeInput]:
         if segment.continues is not None:
             parent = self.result.segment_takes[segment.continues.segment]
             frame = segment.continues.frame
             png = self.cache.frame_path(parent.key, frame)
             if not png.is_file():
-                ffmpeg.extract_frame(parent.path, Fraction(frame) / parse_fps(self.plan.output.fps), png)
+                at = Fraction(frame) / parse_fps(self.plan.output.fps)
+                await asyncio.to_thread(ffmpeg.extract_frame, parent.path, at, png)
             return ImageRef(take=parent.key, frame=frame), TakeInput(
                 first_frame_path=png, first_frame_state=parent.clip.state or None
             )
@@ -164,20 +273,27 @@ class Runner:
             return ImageRef(sha256=segment.image.sha256), TakeInput(first_frame_path=Path(segment.image.path))
         return None, TakeInput()
 
-    def _make_segment(self, segment: Segment) -> tuple[list[Take], SegmentHistory]:
+    async def _make_segment(self, segment: Segment) -> tuple[list[Take], SegmentHistory]:
         """Generate a segment's chain, judge it, and regenerate what fails, up to the limit."""
-        first, first_inputs = self._first_frame(segment)
+        first, first_inputs = await self._first_frame(segment)
         previous = self.result.segment_takes.get(segment.continues.segment) if segment.continues else None
-        seeds = [segment.seed] * len(segment.chunks)
+        seeds = list(segment.chunk_seeds) or [segment.seed] * len(segment.chunks)
         attempts: list[Attempt] = []
         decisions: list[Decision] = []
         chains: dict[int, list[Take]] = {}
         from_chunk = 0
         while True:
             number = len(attempts) + 1
-            takes = self._make_chain(segment, seeds, first, first_inputs)
+            takes = await self._make_chain(segment, seeds, first, first_inputs)
             chains[number] = takes
-            checks = self.judge(segment, takes, previous) if self.judge else []
+            checks: list[Check] = []
+            if self.judge is not None:
+                async with self._cpu:
+                    judging = time.perf_counter()
+                    checks = await asyncio.to_thread(self.judge, segment, takes, previous)
+                    self._judged[segment.id] = (
+                        self._judged.get(segment.id, 0.0) + time.perf_counter() - judging
+                    )
             attempts.append(
                 Attempt(
                     number=number,
@@ -199,38 +315,98 @@ class Runner:
             self.on_accept(segment, kept[-1])
         return kept, SegmentHistory(attempts, decisions)
 
-    def _make_chain(
+    async def _make_chain(
         self, segment: Segment, seeds: list[int], first: ImageRef | None, first_inputs: TakeInput
     ) -> list[Take]:
         takes: list[Take] = []
-        for index, chunk in enumerate(segment.chunks):
+        model: str | None = None  # the fallback model, once a chunk of this chain needed it
+        for index in range(len(segment.chunks)):
             parent = takes[-1] if takes else None
-            request = request_for(self.plan, segment, index, parent, first, seeds[index])
-            key = request.key()
-            take = None if (self.force and key not in self._forced) else self.cache.get(key)
-            cached = take is not None
-            if take is None:
-                if chunk.kind == "extend":
-                    assert parent is not None
-                    inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
-                else:
-                    inputs = first_inputs
-                dest = self.cache.clip_path(key)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                started = time.perf_counter()
-                make = self.backend.extend if chunk.kind == "extend" else self.backend.generate
-                clip = make(request, inputs, dest)
-                if not dest.is_file():
-                    raise MediaError(
-                        f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {segment.id}"
-                    )
-                take = self.cache.commit(request, clip, time.perf_counter() - started)
-            with self._lock:
-                if cached:
-                    self.result.cache_hits += 1
-                else:
-                    self._forced.add(key)
-                    self.result.generated += 1
+            request = request_for(
+                self.plan, segment, index, parent, first, seeds[index], self._endpoint, model
+            )
+            try:
+                take, cached, job = await self._take(segment, index, request, parent, first_inputs)
+            except TerminalError as exc:
+                fallback = self.plan.generation.fallback_model_id
+                if not fallback or request.model == fallback:
+                    raise
+                # The service refused this model for good and the storyboard allows another one;
+                # the rest of the chain keeps to it (an extension continues its parent's model).
+                self.result.fallbacks.append(Fallback(segment.id, index, request.model, fallback, str(exc)))
+                model = fallback
+                request = request.model_copy(update={"model": fallback})
+                take, cached, job = await self._take(segment, index, request, parent, first_inputs)
             takes.append(take)
-            self.on_event(TakeEvent(segment.id, index, len(segment.chunks), take, cached))
+            self.on_event(TakeEvent(segment.id, index, len(segment.chunks), take, cached, job))
         return takes
+
+    async def _take(
+        self,
+        segment: Segment,
+        index: int,
+        request: GenerationRequest,
+        parent: Take | None,
+        first_inputs: TakeInput,
+    ) -> tuple[Take, bool, JobStats | None]:
+        """One chunk's take: from the cache, or made now and committed to it."""
+        chunk = segment.chunks[index]
+        key = request.key()
+        take = None if (self.force and key not in self._forced) else self.cache.get(key)
+        cached = take is not None
+        job: JobStats | None = None
+        if take is None:
+            if chunk.kind == "extend":
+                assert parent is not None
+                inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
+            else:
+                inputs = first_inputs
+            dest = self.cache.clip_path(key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
+            if self._remote is not None:
+                clip, job = await self._remote.make(
+                    request, inputs, dest, expected_s=chunk.total_s, label=label
+                )
+            else:
+                clip = await self._make_local(chunk.kind, request, inputs, dest)
+            if not dest.is_file():
+                raise MediaError(
+                    f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {label}"
+                )
+            take = self.cache.commit(request, clip, time.perf_counter() - started)
+            if self._remote is not None:
+                self._remote.journal.remove(key)
+        if cached:
+            self.result.cache_hits += 1
+        else:
+            self._forced.add(key)
+            self.result.generated += 1
+        return take, cached, job
+
+    async def _make_local(
+        self, kind: str, request: GenerationRequest, inputs: TakeInput, dest: Path
+    ) -> ClipInfo:
+        backend: Any = self.backend
+        make = backend.extend if kind == "extend" else backend.generate
+        async with self._cpu:
+            clip: ClipInfo = await asyncio.to_thread(make, request, inputs, dest)
+        return clip
+
+
+class _Skipped(Exception):
+    """A segment not started because the render is stopping or the segment it continues failed."""
+
+
+def _failure(segment: Segment, exc: BaseException) -> Failure:
+    kind = (
+        "filtered"
+        if isinstance(exc, ContentFiltered)
+        else "budget"
+        if isinstance(exc, BudgetExceeded)
+        else "failed"
+        if isinstance(exc, TerminalError)
+        else "error"
+    )
+    return Failure(segment=segment.id, chunk=None, kind=kind, message=str(exc))
