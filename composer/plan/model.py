@@ -68,6 +68,9 @@ class Segment(_Frozen):
     continues: Continuation | None = None
     generate_size: Size
     chunks: tuple[Chunk, ...]
+    chunk_seeds: tuple[int, ...] = Field(
+        (), description="A seed per chunk (a final render reuses the ones a preview approved); empty: seed."
+    )
 
 
 class Join(_Frozen):
@@ -98,6 +101,12 @@ class GenerationSpec(_Frozen):
     model: str
     model_id: str
     drift: float
+    mode: Literal["render", "preview", "final"] = Field(
+        "render", description="preview: fast model, smallest size; final: seeds approved in a preview."
+    )
+    fallback_model_id: str | None = Field(
+        None, description="Model a permanently refused request falls back to (storyboard generation.fallback_model)."
+    )
 
 
 class StoryboardRef(_Frozen):
@@ -121,6 +130,9 @@ class Plan(_Frozen):
     outputs: tuple[OutputPlan, ...]
     continuity: ContinuitySettings = Field(default_factory=ContinuitySettings)
     notes: tuple[str, ...] = ()
+    keep: tuple[str, ...] = Field(
+        (), description="A final render of some segments only (--keep); empty: every segment is made."
+    )
 
     @property
     def segments(self) -> list[Segment]:

@@ -304,6 +304,8 @@ def make_plan(
         )
 
     model_id = capabilities.resolve_model(storyboard.generation.model)
+    fallback = storyboard.generation.fallback_model
+    fallback_id = capabilities.resolve_model(fallback) if fallback else None
     return Plan(
         composer_version=composer_version,
         storyboard=StoryboardRef(path=storyboard_path, sha256=storyboard_sha256, title=storyboard.title),
@@ -320,6 +322,7 @@ def make_plan(
             model=storyboard.generation.model,
             model_id=model_id,
             drift=storyboard.generation.drift,
+            fallback_model_id=fallback_id if fallback_id != model_id else None,
         ),
         capabilities=capabilities,
         timeline_frames=total,

@@ -146,6 +146,15 @@ class GenerationSettings(_Model):
         le=10,
         description="How strongly the local generator drifts (0: none). API backends ignore it.",
     )
+    fallback_model: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "When the service refuses the model permanently (an unknown or retired id, a request "
+            "that model will not take), make the take with this one instead ('fast' or a model id). "
+            "Unset: no fallback. Every fallback is recorded in the manifest and the report."
+        ),
+    )
 
 
 class ContinuitySettings(_Model):
