@@ -93,7 +93,9 @@ def stream(
     width, height = size
     offset = float(start_s or 0.0)
     if resize == "ffmpeg":
-        frames = ffmpeg.read_frames(path, width, height, fps=fps, start_s=start_s, duration_s=duration_s)
+        frames = ffmpeg.read_frames(
+            path, width, height, fps=fps, start_s=start_s, duration_s=duration_s, fast_decode=True
+        )
     else:
         geo = geometry(path)
         full = (geo.display_width - geo.display_width % 2, geo.display_height - geo.display_height % 2)
