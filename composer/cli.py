@@ -1,6 +1,7 @@
 """The ``composer`` command: parses arguments, calls the pipeline, shows progress, maps errors.
 
-Subcommands: ``validate``, ``schema``, ``plan``, ``render``. Every
+Subcommands: ``validate``, ``schema``, ``plan``, ``render``, ``report``, ``analyze``,
+``compose``, ``sim``, ``config``, ``export``. Every
 :class:`~composer.errors.ComposerError` becomes a message on stderr and its exit code
 (2 for a bad storyboard); no traceback reaches the user for them. No logic of its own
 lives here.
@@ -15,12 +16,16 @@ import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from composer._version import __version__
 from composer.errors import ComposerError, StoryboardError
 from composer.plan.model import Plan
 from composer.timecode import parse_fps
+
+if TYPE_CHECKING:
+    from composer.config import Effective
+    from composer.jobs.remote import JobSettings
 
 
 class ProgressBar:
@@ -100,14 +105,25 @@ def plan_table(plan: Plan) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from composer.pipeline import validate
+    from composer.pipeline import lint_storyboard, validate
 
-    plan = validate(args.file, backend=args.backend)
+    plan = validate(args.file, backend=args.backend, strict=args.strict)
     print(
         f"{args.file}: ok ({len(plan.outputs)} output(s), {len(plan.segments)} segments, {plan.api_calls} API calls)"
     )
     for note in plan.notes:
         print(f"note: {note}")
+    # Advice, not errors: stderr and exit 0 (under --strict, validate has already refused them).
+    warnings = lint_storyboard(args.file)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    if warnings:
+        count = len(warnings)
+        print(
+            f"{count} prompt warning{'s' if count != 1 else ''}; they do not block a render "
+            "(--strict makes them errors; see 'Prompt lint' in docs/storyboard.md)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -125,7 +141,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from composer.jobs.cache import write_json_atomic
     from composer.pipeline import load_and_plan
 
-    _, plan = load_and_plan(args.file, backend=args.backend, model=args.model)
+    settings = _effective(args, args.file)
+    _, plan = load_and_plan(
+        args.file,
+        backend=settings.given("backend"),
+        model=settings.given("model"),
+        prices=settings.given("prices"),
+    )
     if args.json is None:
         print(plan_table(plan))
     elif args.json == "-":
@@ -152,21 +174,89 @@ def _continuity(pairs: list[str]) -> dict[str, float]:
     return out
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
-    from composer.pipeline import render
+def _effective(args: argparse.Namespace, file: str | None) -> Effective:
+    """The command's settings: its options over the storyboard, environment and config file."""
+    from composer.config import effective_settings
 
+    # argparse's names -> the settings' names; an option a subcommand lacks counts as not given.
+    names = {
+        "backend": "backend",
+        "model": "model",
+        "base_url": "base_url",
+        "proxy": "proxy",
+        "concurrency": "concurrency",
+        "rpm": "rpm",
+        "poll_interval": "poll_interval_s",
+        "budget": "budget_usd",
+        "workers": "workers",
+    }
+    return effective_settings({setting: getattr(args, option, None) for option, setting in names.items()}, file)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = _effective(args, args.file)
+    if args.json:
+        print(json.dumps({"version": 1, **settings.model_dump(mode="json")}, indent=2))
+    else:
+        print(settings.text())
+    return 0
+
+
+def _job_settings(args: argparse.Namespace, settings: Effective) -> JobSettings:
+    from composer.jobs.remote import JobSettings
+
+    for name in ("concurrency", "rpm"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ComposerError(f"--{name} must be at least 1, not {value}")
+    for name in ("poll_interval", "budget"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ComposerError(f"--{name.replace('_', '-')} must not be negative, not {value:g}")
+    defaults = JobSettings()
+    # `settings` holds the options above, or the config file's values where one was not given.
+    return JobSettings(
+        concurrency=settings.given("concurrency") or defaults.concurrency,
+        requests_per_minute=settings.given("rpm"),
+        poll_interval_s=settings.given("poll_interval_s"),
+        budget_usd=settings.given("budget_usd"),
+    )
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from composer.pipeline import lint_storyboard, read_plan, render
+
+    if args.final != bool(args.from_dir):
+        raise ComposerError("--final and --from RUN_DIR go together: --final --from renders/<stem>-preview")
+    if args.file is None and not args.final:
+        raise ComposerError("give the storyboard to render: composer render FILE")
+    settings = _effective(args, args.file)
+    if args.file is not None and read_plan(args.file) is None:  # a plan.json has no prompts left to lint
+        for warning in lint_storyboard(args.file):  # warnings never block a render
+            print(warning, file=sys.stderr)
+    # A preview or final pass fixes its own model (fast / quality) unless the command line names one.
+    passes = args.preview or args.final
     bar = ProgressBar(sys.stderr)
     result = render(
         args.file,
         args.out,
-        backend=args.backend,
-        model=args.model,
+        backend=args.backend if passes else settings.given("backend"),
+        model=args.model if passes else settings.given("model"),
         force=args.force,
-        workers=args.workers,
+        cache_dir=settings.given("cache_dir"),
+        workers=settings.given("workers"),
         regenerate=False if args.no_regenerate else None,
         max_attempts=args.max_attempts,
         continuity=_continuity(args.continuity),
         on_progress=bar,
+        base_url=settings.given("base_url"),
+        proxy=settings.given("proxy"),
+        jobs=_job_settings(args, settings),
+        prices=settings.given("prices"),
+        metrics_file=args.metrics_file,
+        preview=args.preview,
+        final_from=args.from_dir,
+        keep=args.keep,
     )
     m = result.manifest
     for record in m.outputs:
@@ -178,11 +268,25 @@ def _cmd_render(args: argparse.Namespace) -> int:
             f"drift report: {result.report_path}  ({r.segments_passed}/{r.segments} segments passed, "
             f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {r.seams_passed}/{r.seams} seams passed)"
         )
+    api = result.report.api if result.report is not None else None
+    if api is not None:
+        print(
+            f"API: {api.operations} operation(s), ${api.cost_usd:.2f}, {api.retries} retries, "
+            f"{api.resumed} resumed, {api.possible_duplicates} possible duplicate(s)"
+        )
     print(
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "
         f"{m.timings_s['total']:.1f} s total; manifest: {result.manifest_path}"
     )
+    if args.metrics_file:
+        print(f"metrics: {Path(args.metrics_file).resolve()}")
     return 0
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from composer.sim import main as sim_main
+
+    return sim_main(args.sim_args)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -282,6 +386,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from composer.export.otio import export
+
+    for path in export(Path(args.run_dir), args.format, Path(args.out) if args.out else None):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="composer",
@@ -293,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a storyboard (format, images, planning); exit 2 if bad")
     p.add_argument("file")
     p.add_argument("--backend", help="check against this backend instead of the storyboard's")
+    p.add_argument("--strict", action="store_true", help="treat prompt-lint warnings as errors (exit 2)")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("schema", help="print the storyboard JSON Schema (for editors)")
@@ -306,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("render", help="generate and compose the outputs")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help="storyboard or plan.json (with --final: default the preview's)")
     p.add_argument("-o", "--out", metavar="DIR", help="output folder (default renders/<storyboard stem>/)")
     p.add_argument("--backend")
     p.add_argument("--model", help="fast, quality, or a model id")
@@ -317,11 +430,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-regenerate", action="store_true", help="check drift and seams but only report")
     p.add_argument("--max-attempts", type=int, default=None, help="attempts per segment (default 3)")
     p.add_argument(
+        "--preview",
+        action="store_true",
+        help="the fast model at the smallest size the backend makes (into renders/<stem>-preview/)",
+    )
+    p.add_argument(
+        "--final",
+        action="store_true",
+        help="the quality model, reusing the seeds a preview approved (needs --from)",
+    )
+    p.add_argument("--from", dest="from_dir", metavar="RUN_DIR", help="the preview render to finish")
+    p.add_argument(
+        "--keep", nargs="+", default=[], metavar="SEG", help="with --final: only these segments (e.g. o1-s2)"
+    )
+    p.add_argument(
         "--continuity",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a continuity threshold, e.g. brightness_regenerate=4 (repeatable)",
+    )
+    p.add_argument(
+        "--metrics-file",
+        metavar="FILE",
+        help="also write the run metrics in Prometheus text format, a failed render's too (docs/metrics.md)",
+    )
+    api = p.add_argument_group("API backends (gemini, vertex, openai, relay)")
+    api.add_argument("--base-url", metavar="URL", help="the service's base URL (a relay, a proxy, `composer sim`)")
+    api.add_argument("--proxy", metavar="URL", help="HTTP(S) proxy (default: HTTPS_PROXY and friends)")
+    api.add_argument(
+        "--budget", type=float, metavar="USD", help="stop before submitting anything that would pass this cost"
+    )
+    api.add_argument("--concurrency", type=int, metavar="N", help="operations in flight at once (default 10)")
+    api.add_argument("--rpm", type=int, metavar="N", help="create requests per minute (default: the backend's)")
+    api.add_argument(
+        "--poll-interval", type=float, metavar="S", help="first wait before polling (default: the backend's)"
     )
     p.set_defaults(func=_cmd_render)
 
@@ -358,10 +501,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_compose)
 
+    p = sub.add_parser(
+        "sim",
+        help="serve the gemini, vertex, openai and relay protocols on loopback (the simulator)",
+        add_help=False,
+    )
+    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="see `composer sim --help`")
+    p.set_defaults(func=_cmd_sim)
+
     p = sub.add_parser("report", help="rebuild report.html from a render folder's report.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "export",
+        help="write a render folder's timeline for an editor: OTIO, FCPXML or EDL (docs/timeline.md)",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", choices=["otio", "fcpxml", "edl"], default="otio", help="default otio")
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="FILE",
+        help="default RUN_DIR/timeline.<format>; an EDL per output (FILE-part01.edl, ...) when there are several",
+    )
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "config", help="show the effective settings and where each came from (docs/configuration.md)"
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help="include what this storyboard (or plan.json) says")
+    p.add_argument("--backend", help="as render's --backend")
+    p.add_argument("--model", help="as render's --model")
+    p.add_argument("--json", action="store_true", help="print the settings as JSON")
+    p.set_defaults(func=_cmd_config)
     return parser
 
 

@@ -13,28 +13,45 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from composer import ffmpeg
 from composer._version import __version__
 from composer.backends import registry
+from composer.backends.remote import RemoteBackend
 from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output, prepare_take
-from composer.errors import EnvironmentProblem, Interrupted, Issue, PlanError, StoryboardError
-from composer.export.manifest import Manifest, OutputRecord, TakeRecord, read_outputs, versions
+from composer.config import with_prices
+from composer.decide import Attempt
+from composer.errors import ComposerError, EnvironmentProblem, Interrupted, Issue, PlanError, StoryboardError
+from composer.export.manifest import (
+    FailureRecord,
+    Manifest,
+    OutputRecord,
+    SegmentRecord,
+    TakeRecord,
+    read_outputs,
+    versions,
+)
+from composer.export.metrics import run_metrics, write_metrics
+from composer.export.otio import timeline_notes, write_timeline
 from composer.imaging import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
-from composer.jobs.runner import Runner, TakeEvent
+from composer.jobs.remote import JobSettings
+from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
+from composer.plan import modes
 from composer.plan.model import Plan, Segment
 from composer.plan.planner import make_plan
 from composer.report import write_report
 from composer.report.build import build_report
-from composer.report.model import Report
+from composer.report.model import ApiSummary, Problem, Report
+from composer.storyboard.lint import LintWarning, lint
 from composer.storyboard.load import LoadedStoryboard, load_storyboard
 from composer.storyboard.model import ContinuitySettings
 from composer.timecode import parse_fps, to_seconds
@@ -77,18 +94,30 @@ def _override(loaded: LoadedStoryboard, backend: str | None, model: str | None) 
 
 
 def load_and_plan(
-    path: str | Path, *, backend: str | None = None, model: str | None = None
+    path: str | Path,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    prices: dict[str, float] | None = None,
+    preview: bool = False,
 ) -> tuple[LoadedStoryboard, Plan]:
-    """Load and plan a storyboard file; every problem is a located StoryboardError."""
-    loaded = _override(load_storyboard(path), backend, model)
+    """Load and plan a storyboard file; every problem is a located StoryboardError.
+
+    ``prices`` (USD per second by model id or alias) overrides the backend's list prices;
+    ``preview`` plans the fast model at the smallest size the backend makes.
+    """
+    loaded = _override(load_storyboard(path), backend, "fast" if preview and not model else model)
     storyboard = loaded.storyboard
     name = storyboard.generation.backend
     try:
-        capabilities = registry.capabilities(name)
+        capabilities = registry.capabilities(name, storyboard.generation.model)
     except EnvironmentProblem as exc:
         if backend:  # came from the command line, not the file
             raise
         raise StoryboardError([loaded.locate("generation.backend", str(exc))]) from None
+    capabilities = with_prices(capabilities, prices)
+    if preview:
+        storyboard = modes.for_preview(storyboard, capabilities)
     images = sorted({s.image for s in storyboard.scenes if s.image})
     try:
         plan = make_plan(
@@ -101,6 +130,8 @@ def load_and_plan(
         )
     except PlanError as exc:
         raise StoryboardError([loaded.locate(exc.field, str(exc))]) from None
+    if preview:
+        plan = plan.model_copy(update={"generation": plan.generation.model_copy(update={"mode": "preview"})})
     return loaded, plan
 
 
@@ -133,9 +164,21 @@ def read_plan(path: str | Path) -> Plan | None:
         ) from None
 
 
-def validate(path: str | Path, *, backend: str | None = None) -> Plan:
-    """Check a storyboard completely (format, images, planning); returns its plan."""
-    return load_and_plan(path, backend=backend)[1]
+def validate(path: str | Path, *, backend: str | None = None, strict: bool = False) -> Plan:
+    """Check a storyboard completely (format, images, planning); returns its plan.
+
+    Prompt-lint warnings (:func:`lint_storyboard`) do not stop it, unless ``strict``: then
+    they are raised as a :class:`StoryboardError`, located like any other problem.
+    """
+    loaded, plan = load_and_plan(path, backend=backend)
+    if strict and (warnings := lint(loaded)):
+        raise StoryboardError([w.as_error() for w in warnings])
+    return plan
+
+
+def lint_storyboard(source: str | Path | LoadedStoryboard) -> list[LintWarning]:
+    """The prompt-lint warnings of a storyboard file (or one already loaded); advice that never blocks a render."""
+    return lint(source if isinstance(source, LoadedStoryboard) else load_storyboard(source))
 
 
 def default_out_dir(storyboard_path: Path) -> Path:
@@ -156,7 +199,7 @@ def _inputs_key(plan: Plan, index: int, take_keys: list[str]) -> str:
 
 
 def render(
-    source: str | Path,
+    source: str | Path | None,
     out_dir: str | Path | None = None,
     *,
     backend: str | None = None,
@@ -168,6 +211,14 @@ def render(
     max_attempts: int | None = None,
     continuity: dict[str, float] | None = None,
     on_progress: ProgressFn | None = None,
+    base_url: str | None = None,
+    proxy: str | None = None,
+    jobs: JobSettings | None = None,
+    prices: dict[str, float] | None = None,
+    preview: bool = False,
+    final_from: str | Path | None = None,
+    keep: Sequence[str] = (),
+    metrics_file: str | Path | None = None,
 ) -> RenderResult:
     """Render a storyboard file, or a ``plan.json``, to ``out_dir`` (default ``renders/<stem>/``,
     or the plan's own folder).
@@ -176,21 +227,25 @@ def render(
     ``report.html``. Takes come from the cache when their request was made before (``force``
     makes them again). Every take is checked for drift and seams; ``regenerate``,
     ``max_attempts`` and ``continuity`` (threshold overrides such as ``brightness_regenerate``)
-    override the storyboard's ``continuity:`` block. Ctrl-C raises
-    :class:`~composer.errors.Interrupted` after finished takes are safely in the cache.
+    override the storyboard's ``continuity:`` block. ``base_url`` and ``proxy`` point an API
+    backend elsewhere (a relay, the simulator); ``jobs`` sets concurrency, rate limits, polling,
+    retries and the budget; ``prices`` (USD per second by model id) overrides the backend's list
+    prices for the plan's estimate and the budget. ``preview`` renders with the fast model at
+    the smallest size the backend makes (default folder ``renders/<stem>-preview/``);
+    ``final_from`` (a preview's folder; ``source`` may then be None) renders with the quality
+    model, reusing the seeds each segment's approved take was made with, and only the segments
+    in ``keep`` when given (outputs missing one are not composed). ``metrics_file`` also writes
+    the manifest's run metrics there in the Prometheus text format (docs/metrics.md), a failed
+    render's too. Ctrl-C raises
+    :class:`~composer.errors.Interrupted` after finished takes are safely in the cache. When segments cannot be made (a safety block, a refused
+    request, the budget), the operations already in flight are finished and cached,
+    ``manifest.json`` and the report say what happened, and the first failure is raised.
     """
     started = time.perf_counter()
     report = on_progress or (lambda _p: None)
-    plan_file = read_plan(source)
-    if plan_file is None:
-        loaded, plan = load_and_plan(source, backend=backend, model=model)
-        source_path, out_default = loaded.path, default_out_dir(loaded.path)
-    else:
-        if backend or model:
-            raise PlanError(
-                "a plan.json fixes its backend and model; plan the storyboard again to change them"
-            )
-        plan, source_path, out_default = plan_file, Path(source), Path(source).parent
+    plan, source_path, out_default = _plan_for(
+        source, backend=backend, model=model, prices=prices, preview=preview, final_from=final_from, keep=keep
+    )
     plan = with_continuity(plan, regenerate=regenerate, max_attempts=max_attempts, overrides=continuity)
     settings = plan.continuity
     out = Path(out_dir) if out_dir is not None else out_default
@@ -219,6 +274,7 @@ def render(
                 requested_s=take.request.duration_s,
                 generation_s=take.generation_s,
                 cost_usd=0.0 if event.cached else take.clip.cost_usd,
+                **_job_fields(event),
             )
         )
         verb = "cached" if event.cached else "generated"
@@ -231,7 +287,12 @@ def render(
             )
         )
 
-    instance = registry.create(plan.generation.backend)
+    jobs = jobs or JobSettings()
+    instance = registry.create(
+        plan.generation.backend, base_url=base_url, proxy=proxy, model=plan.generation.model_id
+    )
+    # The budget reads the instance's prices (jobs/remote.py), so overrides must reach it too.
+    instance.capabilities = with_prices(instance.capabilities, prices)
     judge = ContinuityJudge(plan, settings.overrides(), store=cache.root / "checks")
     # Encode once: each accepted take is brought to the output's encoding (keyframes where its
     # crossfades fall) in the background while other segments are still being generated, so
@@ -257,8 +318,13 @@ def render(
             max_attempts=settings.max_attempts,
             regenerate=settings.regenerate,
             on_accept=on_accept,
+            jobs=jobs,
         )
-        result = runner.run()
+        failure: ComposerError | None = None
+        try:
+            result = runner.run()
+        except ComposerError as exc:
+            failure, result = exc, runner.result
         notes = list(plan.notes)
         for future in prepared:
             error = future.exception()
@@ -270,7 +336,8 @@ def render(
             "stopped; every finished take is kept in the cache, so running the same command again resumes"
         ) from None
     finally:
-        instance.close()
+        if not isinstance(instance, RemoteBackend):
+            instance.close()  # an API backend's connections were closed on the runner's event loop
         normalizer.shutdown(wait=True, cancel_futures=True)
     generated_at = time.perf_counter()
 
@@ -286,11 +353,25 @@ def render(
     previous = {} if force else read_outputs(manifest_path)
     fps = parse_fps(plan.output.fps)
     output_records: list[OutputRecord] = []
-    paths: list[Path] = []
-    total_frames = sum(o.frames for o in plan.outputs)
+    paths: dict[str, Path] = {}
+    # Nothing is composed when segments are missing (a failure: the manifest and report say
+    # why; a final render of some segments: the outputs made only of those are).
+    complete = [
+        (index, output)
+        for index, output in enumerate(plan.outputs)
+        if failure is None and all(s.id in result.segment_takes for s in output.segments)
+    ]
+    if failure is None:
+        made = {o.name for _, o in complete}
+        notes.extend(
+            f"{o.name} was not composed: not all its segments were kept (--keep)"
+            for o in plan.outputs
+            if o.name not in made
+        )
+    total_frames = sum(o.frames for _, o in complete)
     frames_before = 0
     try:
-        for index, output in enumerate(plan.outputs):
+        for index, output in complete:
             dest = out / output.name
             key = _inputs_key(plan, index, [result.segment_takes[s.id].key for s in output.segments])
             old = previous.get(output.name)
@@ -309,7 +390,7 @@ def render(
                 method, reason = check.method, check.reason
             frames_before += output.frames
             report(Progress("compose", frames_before, total_frames, output.name))
-            paths.append(dest.resolve())
+            paths[output.name] = dest.resolve()
             output_records.append(
                 OutputRecord(
                     name=output.name,
@@ -330,6 +411,158 @@ def render(
         ) from None
     finished = time.perf_counter()
 
+    notes.extend(timeline_notes())  # how to get timeline.otio, when OpenTimelineIO is missing
+    manifest = _manifest(
+        plan,
+        source_path,
+        plan_path,
+        cache,
+        records,
+        output_records,
+        result,
+        notes,
+        jobs,
+        remote=isinstance(instance, RemoteBackend),
+        timings={
+            "generate": round(generated_at - started, 3),
+            "compose": round(finished - generated_at, 3),
+            "total": round(finished - started, 3),
+        },
+    )
+    write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
+    if metrics_file is not None and manifest.metrics is not None:
+        # Before the report and before a failure is raised: a failed render's numbers matter most.
+        title = plan.storyboard.title or Path(plan.storyboard.path).stem
+        write_metrics(Path(metrics_file), manifest.metrics, {"storyboard": title})
+    report(Progress("report", 0, 1, "drift report"))
+    drift_report = build_report(
+        plan,
+        paths,
+        result,
+        judge,
+        regenerate=settings.regenerate,
+        max_attempts=settings.max_attempts,
+        problems=[Problem(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
+        api=_api_summary(manifest, isinstance(instance, RemoteBackend)),
+        metrics=manifest.metrics,
+        notes=[_fallback_note(f) for f in result.fallbacks],
+    )
+    _, report_html = write_report(drift_report, out)
+    report(Progress("report", 1, 1, report_html.name))
+    if failure is not None:
+        failure.args = (
+            f"{failure}\n(the drift report lists what could not be made: {report_html.resolve()})",
+        )
+        raise failure
+    write_timeline(out)  # timeline.otio from the files just written (docs/timeline.md)
+    return RenderResult(
+        out.resolve(),
+        list(paths.values()),
+        plan_path.resolve(),
+        manifest_path.resolve(),
+        manifest,
+        plan,
+        report_path=report_html.resolve(),
+        report=drift_report,
+    )
+
+
+def _plan_for(
+    source: str | Path | None,
+    *,
+    backend: str | None,
+    model: str | None,
+    prices: dict[str, float] | None,
+    preview: bool,
+    final_from: str | Path | None,
+    keep: Sequence[str],
+) -> tuple[Plan, Path, Path]:
+    """The plan to render, the file it came from, and the default output folder."""
+    if preview and final_from is not None:
+        raise PlanError("--preview and --final are two passes: run the preview first, then --final --from it")
+    if keep and final_from is None:
+        raise PlanError("--keep picks segments of a preview to finish; use it with --final --from RUN_DIR")
+    earlier = read_preview(Path(final_from)) if final_from is not None else None
+    if source is None:
+        if earlier is None:
+            raise PlanError("give a storyboard file (or a plan.json) to render")
+        source = earlier[0].storyboard.path
+    plan_file = read_plan(source)
+    if plan_file is not None:
+        if backend or model or preview or earlier:
+            raise PlanError(
+                "a plan.json fixes its backend, model and size; give the storyboard to change them "
+                "(--preview and --final plan it again)"
+            )
+        return plan_file, Path(source), Path(source).parent
+    if earlier is not None:
+        backend = backend or earlier[0].generation.backend
+        model = model or "quality"
+    loaded, plan = load_and_plan(source, backend=backend, model=model, prices=prices, preview=preview)
+    out_default = default_out_dir(loaded.path)
+    if preview:
+        out_default = out_default.with_name(out_default.name + "-preview")
+    if earlier is not None:
+        preview_plan, kept = earlier
+        plan = modes.final_plan(plan, preview_plan, modes.approved_seeds(preview_plan, kept), keep)
+    return plan, loaded.path, out_default
+
+
+def read_preview(run_dir: Path) -> tuple[Plan, dict[str, tuple[int, list[Attempt]]]]:
+    """A preview's plan, and per segment the attempt it kept with every attempt made."""
+    plan = read_plan(run_dir / "plan.json")
+    try:
+        report = Report.model_validate_json((run_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = None
+    if plan is None or report is None:
+        raise PlanError(
+            f"{run_dir} holds no finished render (plan.json and report.json); "
+            "render the preview with `composer render FILE --preview` first"
+        )
+    kept = {s.id: (s.kept_attempt, list(s.attempts)) for o in report.outputs for s in o.segments}
+    return plan, kept
+
+
+def _fallback_note(fallback: Fallback) -> str:
+    return (
+        f"{fallback.segment} chunk {fallback.chunk + 1}: the service refused {fallback.model} "
+        f"({fallback.reason}); made with the fallback model {fallback.fallback_model}"
+    )
+
+
+def _job_fields(event: TakeEvent) -> dict[str, Any]:
+    """The API details of a take for its manifest record (operations, retries, resumption)."""
+    job = event.job
+    operation = event.take.clip.state.get("operation") if event.take.clip.state else None
+    if job is None:
+        return {"operations": [operation]} if isinstance(operation, str) else {}
+    return {
+        "operations": job.operations or ([operation] if isinstance(operation, str) else []),
+        "retries": job.retries,
+        "polls": job.polls,
+        "possible_duplicates": job.possible_duplicates,
+        "resumed": job.resumed,
+        "submit_s": round(job.submit_s, 3),
+        "wait_s": round(job.wait_s, 3),
+        "download_s": round(job.download_s, 3),
+    }
+
+
+def _manifest(
+    plan: Plan,
+    source_path: Path,
+    plan_path: Path,
+    cache: TakeCache,
+    records: list[TakeRecord],
+    outputs: list[OutputRecord],
+    result: RunResult,
+    notes: list[str],
+    jobs: JobSettings,
+    *,
+    remote: bool,
+    timings: dict[str, float],
+) -> Manifest:
     order = {s.id: i for i, s in enumerate(plan.segments)}
     records.sort(key=lambda r: (order[r.segment], r.chunk))
     manifest = Manifest(
@@ -340,34 +573,51 @@ def render(
         plan=str(plan_path.resolve()),
         cache_dir=str(cache.root.resolve()),
         takes=records,
-        outputs=output_records,
+        segments=[
+            SegmentRecord(id=seg.id, **result.timings[seg.id]) for seg in plan.segments if seg.id in result.timings
+        ],
+        outputs=outputs,
         cache_hits=result.cache_hits,
         generated=result.generated,
         cost_usd=round(sum(r.cost_usd for r in records), 4),
-        timings_s={
-            "generate": round(generated_at - started, 3),
-            "compose": round(finished - generated_at, 3),
-            "total": round(finished - started, 3),
-        },
+        timings_s=timings,
         versions=versions(ffmpeg.ffmpeg_version(), ffmpeg.ffmpeg_exe()),
         notes=notes,
+        status="failed" if result.failures else "complete",
+        failures=[FailureRecord(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
+        abandoned_operations=result.abandoned,
+        fallbacks=[asdict(f) for f in result.fallbacks],
+        budget_usd=jobs.budget_usd,
     )
-    write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
-    report(Progress("report", 0, 1, "drift report"))
-    drift_report = build_report(
-        plan, paths, result, judge, regenerate=settings.regenerate, max_attempts=settings.max_attempts
+    metrics = run_metrics(
+        manifest.takes,
+        manifest.segments,
+        manifest.failures,
+        manifest.abandoned_operations,
+        backend=manifest.backend,
+        model_id=manifest.model_id,
+        remote=remote,
+        # As the report counts them: kept after the attempts ran out with a check still failing.
+        segments_flagged=sum(1 for h in result.histories.values() if h.final.action == "keep_best"),
     )
-    _, report_html = write_report(drift_report, out)
-    report(Progress("report", 1, 1, report_html.name))
-    return RenderResult(
-        out.resolve(),
-        paths,
-        plan_path.resolve(),
-        manifest_path.resolve(),
-        manifest,
-        plan,
-        report_path=report_html.resolve(),
-        report=drift_report,
+    return manifest.model_copy(update={"metrics": metrics})
+
+
+def _api_summary(manifest: Manifest, remote: bool) -> ApiSummary | None:
+    if not remote:
+        return None
+    made = [t for t in manifest.takes if not t.cached]
+    return ApiSummary(
+        operations=sum(len(t.operations) for t in made) + len(manifest.abandoned_operations),
+        creates_sent=sum(len(t.operations) for t in made if not t.resumed)
+        + len(manifest.abandoned_operations),
+        retries=sum(t.retries for t in made),
+        polls=sum(t.polls for t in made),
+        resumed=sum(1 for t in made if t.resumed),
+        possible_duplicates=sum(t.possible_duplicates for t in made),
+        abandoned=len(manifest.abandoned_operations),
+        cost_usd=manifest.cost_usd,
+        budget_usd=manifest.budget_usd,
     )
 
 

@@ -15,8 +15,10 @@ MakeClip = Callable[..., Path]
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Never touch the user's real cache from a test.
+    # Never touch the user's real cache or config from a test.
     monkeypatch.setenv("COMPOSER_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("COMPOSER_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
 
 
 @pytest.fixture(scope="session")

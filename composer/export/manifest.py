@@ -1,6 +1,8 @@
 """``manifest.json``: what a render used and made (takes, cache hits, outputs, timings, versions).
 
-Versioned; paths are absolute. Keys never appear here: requests hold no credentials.
+Versioned; paths are absolute. Keys never appear here: requests hold no credentials. For API
+backends every operation the service created is listed (on its take, or among the abandoned
+ones), so a bill can be checked against it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from composer.export.metrics import RunMetrics
 
 MANIFEST_VERSION = 1
 
@@ -30,6 +34,31 @@ class TakeRecord(_Model):
     requested_s: float = Field(description="Seconds this call asked for (base duration, or seconds added).")
     generation_s: float
     cost_usd: float
+    operations: list[str] = Field(
+        default_factory=list, description="API operations this take came from (the last one delivered it)."
+    )
+    retries: int = 0
+    polls: int = 0
+    possible_duplicates: int = 0
+    resumed: bool = Field(False, description="Submitted by an earlier, interrupted run; polled here.")
+    submit_s: float = Field(0.0, description="Time spent sending the create request (retries included).")
+    wait_s: float = Field(0.0, description="Time from submission until a poll found it finished.")
+    download_s: float = Field(0.0, description="Time spent downloading and checking the file.")
+
+
+class SegmentRecord(_Model):
+    id: str
+    take_key: str = Field(description="The take the output uses: the last chunk of the kept attempt.")
+    attempts: int
+    judge_s: float = Field(description="Time spent measuring drift and seams, all attempts.")
+    started_s: float = Field(description="When work on it began, seconds after the render started.")
+    accepted_s: float = Field(description="When its take was accepted, seconds after the render started.")
+
+
+class FailureRecord(_Model):
+    segment: str
+    kind: str = Field(description="filtered, failed, budget or error.")
+    message: str
 
 
 class OutputRecord(_Model):
@@ -54,6 +83,7 @@ class Manifest(_Model):
     plan: str
     cache_dir: str
     takes: list[TakeRecord]
+    segments: list[SegmentRecord] = Field(default_factory=list)
     outputs: list[OutputRecord]
     cache_hits: int
     generated: int
@@ -61,6 +91,17 @@ class Manifest(_Model):
     timings_s: dict[str, float]
     versions: dict[str, str]
     notes: list[str] = Field(default_factory=list)
+    status: str = Field("complete", description="complete, or failed when segments could not be made.")
+    failures: list[FailureRecord] = Field(default_factory=list)
+    abandoned_operations: list[dict[str, str]] = Field(
+        default_factory=list, description="Operations that ended without a take (filtered, failed, expired)."
+    )
+    budget_usd: float | None = None
+    metrics: RunMetrics | None = None  # latency percentiles, success rate, retries, cost (docs/metrics.md)
+    fallbacks: list[dict[str, str | int]] = Field(
+        default_factory=list,
+        description="Chunks made with the storyboard's fallback model after the service refused the planned one.",
+    )
 
 
 def versions(ffmpeg_version: str, ffmpeg_path: str) -> dict[str, str]:

@@ -16,9 +16,18 @@ from composer._version import __version__
 from composer.analysis import ClipAnalysis, SeamResult
 from composer.checks import ContinuityJudge, discontinuity_check, drift_checks
 from composer.decide import Attempt, Decision
+from composer.export.metrics import RunMetrics
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
-from composer.report.model import OutputReport, Report, SeamReport, SegmentReport, summarize
+from composer.report.model import (
+    ApiSummary,
+    OutputReport,
+    Problem,
+    Report,
+    SeamReport,
+    SegmentReport,
+    summarize,
+)
 from composer.timecode import parse_fps
 
 THUMB_WIDTH = 240
@@ -132,14 +141,20 @@ def _output_report(
 
 def build_report(
     plan: Plan,
-    paths: list[Path],
+    paths: dict[str, Path],
     run: RunResult,
     judge: ContinuityJudge | None,
     *,
     regenerate: bool,
     max_attempts: int,
+    problems: list[Problem] | None = None,
+    api: ApiSummary | None = None,
+    notes: list[str] | None = None,
+    metrics: RunMetrics | None = None,
 ) -> Report:
-    outputs = [_output_report(plan, o, p, run, judge) for o, p in zip(plan.outputs, paths, strict=True)]
+    """The report of a render: the outputs in ``paths`` (name -> file; none when nothing was
+    composed), the problems, the API use, and the plan's notes followed by ``notes``."""
+    outputs = [_output_report(plan, o, paths[o.name], run, judge) for o in plan.outputs if o.name in paths]
     drift_th = judge.drift_th.model_dump() if judge else {}
     seam_th = {"warn_z": judge.seam_th.warn_z, "regenerate_z": judge.seam_th.regenerate_z} if judge else {}
     return Report(
@@ -154,7 +169,10 @@ def build_report(
         thresholds={"drift": {k: float(v) for k, v in drift_th.items()}, "seam": seam_th},
         summary=summarize(outputs),
         outputs=outputs,
-        notes=list(plan.notes),
+        notes=[*plan.notes, *(notes or [])],
+        problems=problems or [],
+        api=api,
+        metrics=metrics,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
+from composer.export.metrics import STAGES, Latency, RunMetrics
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport
 
 _CSS = """
@@ -159,6 +160,44 @@ def _strip(output: OutputReport) -> str:
     return f'<div class="strip">{"".join(cells)}</div>'
 
 
+def _run_metrics(metrics: RunMetrics) -> str:
+    """The "Run metrics" section: per stage P50 / P95 / max, then the counts and the cost."""
+
+    def seconds(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f} s"
+
+    parts = ["<h2>Run metrics</h2>"]
+    for m in metrics.backends.values():
+        stages: list[tuple[str, Latency]] = [(stage, getattr(m, stage)) for stage in STAGES]
+        rows = "".join(
+            f"<tr><td>{escape(stage)}</td><td>{lat.samples}</td><td>{seconds(lat.p50_s)}</td>"
+            f"<td>{seconds(lat.p95_s)}</td><td>{seconds(lat.max_s)}</td></tr>"
+            for stage, lat in stages
+        )
+        rate = "–" if m.success_rate is None else f"{m.success_rate * 100:.1f}%"
+        per_s = "" if m.cost_per_generated_s_usd is None else f" (${m.cost_per_generated_s_usd:.4f}/s)"
+        flagged = "–" if m.segments_flagged is None else str(m.segments_flagged)
+        counts = [
+            ("success rate", rate),
+            ("generated", str(m.generated)),
+            ("cache hits", str(m.cache_hits)),
+            ("retries", str(m.retries)),
+            ("regenerations", str(m.regenerations)),
+            ("flagged", flagged),
+            ("cost", f"${m.cost_usd:.2f}{per_s}"),
+        ]
+        parts.append(
+            f'<table class="run-metrics"><tr><th colspan="5">{escape(m.backend)} ({escape(m.model_id)})</th></tr>'
+            f"<tr><th>stage</th><th>samples</th><th>P50</th><th>P95</th><th>max</th></tr>{rows}</table>"
+            '<table class="run-metrics"><tr>'
+            + "".join(f"<th>{escape(k)}</th>" for k, _ in counts)
+            + "</tr><tr>"
+            + "".join(f"<td>{escape(v)}</td>" for _, v in counts)
+            + "</tr></table>"
+        )
+    return "".join(parts)
+
+
 def render_html(report: Report) -> str:
     s = report.summary
     cards = [
@@ -182,6 +221,30 @@ def render_html(report: Report) -> str:
         + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in cards)
         + "</div>",
     ]
+    if report.api is not None:
+        a = report.api
+        api_cards = [
+            ("operations", str(a.operations)),
+            ("cost", f"${a.cost_usd:.2f}" + (f" of ${a.budget_usd:.2f}" if a.budget_usd is not None else "")),
+            ("retries", str(a.retries)),
+            ("possible duplicates", str(a.possible_duplicates)),
+            ("resumed", str(a.resumed)),
+            ("without a take", str(a.abandoned)),
+        ]
+        parts.append(
+            '<h2>API</h2><div class="cards">'
+            + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in api_cards)
+            + "</div>"
+        )
+    if report.metrics is not None:
+        parts.append(_run_metrics(report.metrics))
+    if report.problems:
+        parts.append("<h2>Problems</h2>")
+        parts.extend(
+            f'<div class="segment"><h3>{escape(p.segment)}{_badge("regenerate", p.kind)}</h3>'
+            f'<p class="prompt">{escape(p.message)}</p></div>'
+            for p in report.problems
+        )
     parts.extend(f'<p class="mute">note: {escape(n)}</p>' for n in report.notes)
     for output in report.outputs:
         parts.append(f"<h2>{escape(output.name)} · {output.frames} frames · {output.duration_s:g} s</h2>")

@@ -13,10 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from composer.analysis.drift import DriftCurve as Curve
 from composer.decide import Attempt, Decision
+from composer.export.metrics import RunMetrics
 
 REPORT_VERSION = 1
 
-__all__ = ["Curve", "OutputReport", "Report", "SeamReport", "SegmentReport", "Summary", "summarize"]
+__all__ = [
+    "ApiSummary",
+    "Curve",
+    "OutputReport",
+    "Problem",
+    "Report",
+    "SeamReport",
+    "SegmentReport",
+    "Summary",
+    "summarize",
+]
 
 
 class _Model(BaseModel):
@@ -73,6 +84,35 @@ class Summary(_Model):
     attempts: int
 
 
+class Problem(_Model):
+    """A segment that could not be made (a safety block, a refused request, the budget)."""
+
+    segment: str
+    kind: str = Field(description="filtered, failed, budget or error.")
+    message: str = Field(
+        description="What happened, in the service's words where it gave them, and what to do."
+    )
+
+
+class ApiSummary(_Model):
+    """What the API backend was asked, for a render on one (absent for the local backend)."""
+
+    operations: int = Field(
+        description="Operations created and accounted for (each has an id in the manifest)."
+    )
+    creates_sent: int
+    retries: int
+    polls: int
+    resumed: int = Field(description="Operations a previous, interrupted run had submitted, finished here.")
+    possible_duplicates: int = Field(
+        description="Creates retried after the request may have reached the service: each may have "
+        "started an operation (and a charge) composer never heard of."
+    )
+    abandoned: int = Field(description="Operations that ended without a take (filtered, failed, expired).")
+    cost_usd: float
+    budget_usd: float | None = None
+
+
 class Report(_Model):
     version: int = REPORT_VERSION
     composer_version: str
@@ -87,6 +127,9 @@ class Report(_Model):
     summary: Summary
     outputs: list[OutputReport]
     notes: list[str] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+    api: ApiSummary | None = None
+    metrics: RunMetrics | None = None  # the manifest's run metrics (docs/metrics.md)
 
 
 def summarize(outputs: list[OutputReport]) -> Summary:
