@@ -7,9 +7,9 @@ that injects faults:
 * ``wall``: the render's own total time (manifest ``timings_s.total``);
 * ``critical path``: the longest chain of work that must happen one after the other: for
   each segment, every chunk's service time (the simulator's create -> done, generation on its
-  CPU included), the create request and the download + check of its file, and the judging of
-  each attempt; a segment that continues another adds that one's chain; then composing the
-  outputs, which needs every segment;
+  CPU included), the create request and the download + check of its file, the judging of
+  each attempt and the normalising of the accepted take; a segment that continues another
+  adds that one's chain; then composing the outputs, which needs every segment;
 * the ratio (target: within 1.15x), operations, retries and faults.
 
 What the ratio measures is the runner's own overhead: polling late, waiting for a slot or the
@@ -42,8 +42,10 @@ PATHS = {"gemini": "", "openai": "/v1", "relay": "/relay"}
 def critical_path(manifest: dict, plan: dict, service: dict[str, float]) -> tuple[float, dict[str, float]]:
     """Seconds of the longest dependency chain, and each segment's chain end."""
     parents = {s["id"]: (s["continues"] or {}).get("segment") for o in plan["outputs"] for s in o["segments"]}
-    judge = {s["id"]: s["judge_s"] for s in manifest["segments"]}
-    own: dict[str, float] = {seg: judge.get(seg, 0.0) for seg in parents}
+    # Judging gates acceptance; normalising the accepted take gates composing its output.
+    own: dict[str, float] = {seg: 0.0 for seg in parents}
+    for s in manifest["segments"]:
+        own[s["id"]] += s["judge_s"] + s["normalize_s"]
     for take in manifest["takes"]:
         if take["cached"]:
             continue

@@ -268,8 +268,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
             f"drift report: {result.report_path}  ({r.segments_passed}/{r.segments} segments passed, "
             f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {r.seams_passed}/{r.seams} seams passed)"
         )
-    api = result.report.api if result.report is not None else None
-    if api is not None:
+    api = m.metrics.backends.get(m.backend) if m.metrics is not None else None
+    if api is not None and m.backend != "local":
         print(
             f"API: {api.operations} operation(s), ${api.cost_usd:.2f}, {api.retries} retries, "
             f"{api.resumed} resumed, {api.possible_duplicates} possible duplicate(s)"

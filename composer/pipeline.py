@@ -46,11 +46,11 @@ from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
 from composer.plan import modes
-from composer.plan.model import Plan, Segment
+from composer.plan.model import OutputPlan, Plan, Segment
 from composer.plan.planner import make_plan
 from composer.report import write_report
 from composer.report.build import build_report
-from composer.report.model import ApiSummary, Problem, Report
+from composer.report.model import Problem, Report
 from composer.storyboard.lint import LintWarning, lint
 from composer.storyboard.load import LoadedStoryboard, load_storyboard
 from composer.storyboard.model import ContinuitySettings
@@ -300,10 +300,16 @@ def render(
     where = {seg.id: (output, i) for output in plan.outputs for i, seg in enumerate(output.segments)}
     normalizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="composer-normalize")
     prepared: list[Future[object]] = []
+    normalize_s: dict[str, float] = {}
+
+    def normalize(segment: Segment, take: Take) -> None:
+        output, index = where[segment.id]
+        began = time.perf_counter()
+        prepare_take(output, plan.output, index, take)
+        normalize_s[segment.id] = round(time.perf_counter() - began, 3)
 
     def on_accept(segment: Segment, take: Take) -> None:
-        output, index = where[segment.id]
-        prepared.append(normalizer.submit(prepare_take, output, plan.output, index, take))
+        prepared.append(normalizer.submit(normalize, segment, take))
 
     try:
         report(Progress("generate", 0, total_chunks, f"{len(plan.segments)} segments, {total_chunks} chunks"))
@@ -350,10 +356,6 @@ def render(
     plan_path = out / "plan.json"
     write_json_atomic(plan_path, plan.model_dump(mode="json"))
     manifest_path = out / "manifest.json"
-    previous = {} if force else read_outputs(manifest_path)
-    fps = parse_fps(plan.output.fps)
-    output_records: list[OutputRecord] = []
-    paths: dict[str, Path] = {}
     # Nothing is composed when segments are missing (a failure: the manifest and report say
     # why; a final render of some segments: the outputs made only of those are).
     complete = [
@@ -368,43 +370,9 @@ def render(
             for o in plan.outputs
             if o.name not in made
         )
-    total_frames = sum(o.frames for _, o in complete)
-    frames_before = 0
+    previous = {} if force else read_outputs(manifest_path)
     try:
-        for index, output in complete:
-            dest = out / output.name
-            key = _inputs_key(plan, index, [result.segment_takes[s.id].key for s in output.segments])
-            old = previous.get(output.name)
-            compose_started = time.perf_counter()
-            if old and old["inputs_key"] == key and dest.is_file():
-                check_frames, samples, composed = old["frames"], old["audio_samples"], False
-                method, reason = old["method"], old["reason"]
-            else:
-                base = frames_before
-
-                def on_frames(frames: int, base: int = base, name: str = output.name) -> None:
-                    report(Progress("compose", base + frames, total_frames, name))
-
-                check = compose_output(output, plan.output, result.segment_takes, dest, on_frames)
-                check_frames, samples, composed = check.frames, check.audio_samples, True
-                method, reason = check.method, check.reason
-            frames_before += output.frames
-            report(Progress("compose", frames_before, total_frames, output.name))
-            paths[output.name] = dest.resolve()
-            output_records.append(
-                OutputRecord(
-                    name=output.name,
-                    path=str(dest.resolve()),
-                    frames=check_frames,
-                    audio_samples=samples,
-                    duration_s=float(to_seconds(check_frames, fps)),
-                    inputs_key=key,
-                    composed=composed,
-                    method=method,
-                    reason=reason,
-                    compose_s=round(time.perf_counter() - compose_started, 3),
-                )
-            )
+        output_records, paths = _compose_outputs(plan, complete, result.segment_takes, out, previous, report)
     except KeyboardInterrupt:
         raise Interrupted(
             "stopped while composing; no half-written output was left, and every take is cached"
@@ -422,6 +390,7 @@ def render(
         result,
         notes,
         jobs,
+        normalize_s,
         remote=isinstance(instance, RemoteBackend),
         timings={
             "generate": round(generated_at - started, 3),
@@ -443,7 +412,7 @@ def render(
         regenerate=settings.regenerate,
         max_attempts=settings.max_attempts,
         problems=[Problem(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
-        api=_api_summary(manifest, isinstance(instance, RemoteBackend)),
+        budget_usd=jobs.budget_usd,
         metrics=manifest.metrics,
         notes=[_fallback_note(f) for f in result.fallbacks],
     )
@@ -465,6 +434,56 @@ def render(
         report_path=report_html.resolve(),
         report=drift_report,
     )
+
+
+def _compose_outputs(
+    plan: Plan,
+    outputs: list[tuple[int, OutputPlan]],
+    takes: dict[str, Take],
+    out: Path,
+    previous: dict[str, dict[str, Any]],
+    report: ProgressFn,
+) -> tuple[list[OutputRecord], dict[str, Path]]:
+    """Compose each output (or keep the file an earlier render made from the same takes)."""
+    fps = parse_fps(plan.output.fps)
+    records: list[OutputRecord] = []
+    paths: dict[str, Path] = {}
+    total_frames = sum(o.frames for _, o in outputs)
+    frames_before = 0
+    for index, output in outputs:
+        dest = out / output.name
+        key = _inputs_key(plan, index, [takes[s.id].key for s in output.segments])
+        old = previous.get(output.name)
+        started = time.perf_counter()
+        if old and old["inputs_key"] == key and dest.is_file():
+            frames, samples, composed = old["frames"], old["audio_samples"], False
+            method, reason = old["method"], old["reason"]
+        else:
+
+            def on_frames(done: int, base: int = frames_before, name: str = output.name) -> None:
+                report(Progress("compose", base + done, total_frames, name))
+
+            check = compose_output(output, plan.output, takes, dest, on_frames)
+            frames, samples, composed = check.frames, check.audio_samples, True
+            method, reason = check.method, check.reason
+        frames_before += output.frames
+        report(Progress("compose", frames_before, total_frames, output.name))
+        paths[output.name] = dest.resolve()
+        records.append(
+            OutputRecord(
+                name=output.name,
+                path=str(dest.resolve()),
+                frames=frames,
+                audio_samples=samples,
+                duration_s=float(to_seconds(frames, fps)),
+                inputs_key=key,
+                composed=composed,
+                method=method,
+                reason=reason,
+                compose_s=round(time.perf_counter() - started, 3),
+            )
+        )
+    return records, paths
 
 
 def _plan_for(
@@ -559,6 +578,7 @@ def _manifest(
     result: RunResult,
     notes: list[str],
     jobs: JobSettings,
+    normalize_s: dict[str, float],
     *,
     remote: bool,
     timings: dict[str, float],
@@ -574,7 +594,9 @@ def _manifest(
         cache_dir=str(cache.root.resolve()),
         takes=records,
         segments=[
-            SegmentRecord(id=seg.id, **result.timings[seg.id]) for seg in plan.segments if seg.id in result.timings
+            SegmentRecord(id=seg.id, **result.timings[seg.id], normalize_s=normalize_s.get(seg.id, 0.0))
+            for seg in plan.segments
+            if seg.id in result.timings
         ],
         outputs=outputs,
         cache_hits=result.cache_hits,
@@ -601,24 +623,6 @@ def _manifest(
         segments_flagged=sum(1 for h in result.histories.values() if h.final.action == "keep_best"),
     )
     return manifest.model_copy(update={"metrics": metrics})
-
-
-def _api_summary(manifest: Manifest, remote: bool) -> ApiSummary | None:
-    if not remote:
-        return None
-    made = [t for t in manifest.takes if not t.cached]
-    return ApiSummary(
-        operations=sum(len(t.operations) for t in made) + len(manifest.abandoned_operations),
-        creates_sent=sum(len(t.operations) for t in made if not t.resumed)
-        + len(manifest.abandoned_operations),
-        retries=sum(t.retries for t in made),
-        polls=sum(t.polls for t in made),
-        resumed=sum(1 for t in made if t.resumed),
-        possible_duplicates=sum(t.possible_duplicates for t in made),
-        abandoned=len(manifest.abandoned_operations),
-        cost_usd=manifest.cost_usd,
-        budget_usd=manifest.budget_usd,
-    )
 
 
 def with_continuity(

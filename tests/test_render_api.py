@@ -127,7 +127,8 @@ def test_demo_renders_through_faults_with_every_operation_accounted_for(
     assert secret not in captured.out + captured.err
     assert scan_for(secret, out, Path(os.environ["COMPOSER_CACHE"])) == []
     report = json.loads((out / "report.json").read_text())
-    assert report["api"]["operations"] >= len(ops) - duplicates
+    assert report["metrics"]["backends"][backend]["operations"] >= len(ops) - duplicates
+    assert report["metrics"]["backends"][backend]["retries"] > 0
 
 
 def test_cached_takes_are_not_paid_again(keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ class SegmentRecord(_Model):
     judge_s: float = Field(description="Time spent measuring drift and seams, all attempts.")
     started_s: float = Field(description="When work on it began, seconds after the render started.")
     accepted_s: float = Field(description="When its take was accepted, seconds after the render started.")
+    normalize_s: float = Field(
+        0.0, description="Bringing the accepted take to the output encoding (in the background)."
+    )
 
 
 class FailureRecord(_Model):

@@ -63,10 +63,10 @@ class JobSettings:
     concurrency: int = 10
     requests_per_minute: int | None = None  # None: the backend's declared limit
     poll_interval_s: float | None = None  # None: the backend's declared first interval
-    # Each wait is at most 20% longer than the last and at most 10 s: a finished operation is
-    # noticed within ~20% of its own time, which keeps a chain of them near its critical path.
+    # Each wait is at most 10% longer than the last and at most 10 s: a finished operation is
+    # noticed within ~10% of its own time, which keeps a chain of them near its critical path.
     poll_max_s: float = 10.0
-    poll_backoff: float = 1.2
+    poll_backoff: float = 1.1
     max_retries: int = 8
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0

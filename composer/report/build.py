@@ -20,7 +20,6 @@ from composer.export.metrics import RunMetrics
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import (
-    ApiSummary,
     OutputReport,
     Problem,
     Report,
@@ -148,7 +147,7 @@ def build_report(
     regenerate: bool,
     max_attempts: int,
     problems: list[Problem] | None = None,
-    api: ApiSummary | None = None,
+    budget_usd: float | None = None,
     notes: list[str] | None = None,
     metrics: RunMetrics | None = None,
 ) -> Report:
@@ -171,7 +170,7 @@ def build_report(
         outputs=outputs,
         notes=[*plan.notes, *(notes or [])],
         problems=problems or [],
-        api=api,
+        budget_usd=budget_usd,
         metrics=metrics,
     )
 

@@ -221,15 +221,16 @@ def render_html(report: Report) -> str:
         + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in cards)
         + "</div>",
     ]
-    if report.api is not None:
-        a = report.api
+    api = report.metrics.backends.get(report.backend) if report.metrics is not None else None
+    if api is not None and report.backend != "local":
+        budget = report.budget_usd
         api_cards = [
-            ("operations", str(a.operations)),
-            ("cost", f"${a.cost_usd:.2f}" + (f" of ${a.budget_usd:.2f}" if a.budget_usd is not None else "")),
-            ("retries", str(a.retries)),
-            ("possible duplicates", str(a.possible_duplicates)),
-            ("resumed", str(a.resumed)),
-            ("without a take", str(a.abandoned)),
+            ("operations", str(api.operations)),
+            ("cost", f"${api.cost_usd:.2f}" + (f" of ${budget:.2f}" if budget is not None else "")),
+            ("retries", str(api.retries)),
+            ("possible duplicates", str(api.possible_duplicates)),
+            ("resumed", str(api.resumed)),
+            ("without a take", str(sum(api.abandoned_operations.values()))),
         ]
         parts.append(
             '<h2>API</h2><div class="cards">'

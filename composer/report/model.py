@@ -18,7 +18,6 @@ from composer.export.metrics import RunMetrics
 REPORT_VERSION = 1
 
 __all__ = [
-    "ApiSummary",
     "Curve",
     "OutputReport",
     "Problem",
@@ -94,25 +93,6 @@ class Problem(_Model):
     )
 
 
-class ApiSummary(_Model):
-    """What the API backend was asked, for a render on one (absent for the local backend)."""
-
-    operations: int = Field(
-        description="Operations created and accounted for (each has an id in the manifest)."
-    )
-    creates_sent: int
-    retries: int
-    polls: int
-    resumed: int = Field(description="Operations a previous, interrupted run had submitted, finished here.")
-    possible_duplicates: int = Field(
-        description="Creates retried after the request may have reached the service: each may have "
-        "started an operation (and a charge) composer never heard of."
-    )
-    abandoned: int = Field(description="Operations that ended without a take (filtered, failed, expired).")
-    cost_usd: float
-    budget_usd: float | None = None
-
-
 class Report(_Model):
     version: int = REPORT_VERSION
     composer_version: str
@@ -128,7 +108,7 @@ class Report(_Model):
     outputs: list[OutputReport]
     notes: list[str] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
-    api: ApiSummary | None = None
+    budget_usd: float | None = Field(None, description="The run's --budget, when it had one.")
     metrics: RunMetrics | None = None  # the manifest's run metrics (docs/metrics.md)
 
 
