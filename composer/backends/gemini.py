@@ -86,8 +86,6 @@ RETRYABLE_RPC_CODES = {8, 13, 14}
 
 # The SDK's file-id rule (``_transformers.t_file_name``): the lowercase alphanumerics after "files/".
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
-# Operation names the service gives ("models/<m>/operations/<id>"); anything else is not sent in a path.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 
 
 class GeminiBackend(RemoteBackend):
@@ -150,21 +148,14 @@ class GeminiBackend(RemoteBackend):
             content=dumps({"instances": [instance], "parameters": parameters}),
             headers={"content-type": "application/json"},
         )
-        name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-            raise RetryableError(
-                self.http.redact(
-                    f"gemini answered the {what} without a usable operation name ({remote.describe(body)}); "
-                    "the operation may have started: check for a duplicate charge before retrying"
-                )
-            )
+        name = remote.created_id("gemini", body, "name", what=what, redact=self.http.redact, path=True)
         return Operation(
             backend="gemini", id=name, base_url=self.base_url, data={"model": model, "kind": request.kind}
         )
 
     async def poll(self, operation: Operation) -> OperationStatus:
         remote.check_operation(operation, "gemini", self.base_url)
-        if not _SAFE_NAME.match(operation.id) or ".." in operation.id:
+        if not remote.path_name(operation.id):
             raise TerminalError(f"{operation.id!r} is not a Gemini operation name")
         body = await self.http.json("GET", f"{API_VERSION}/{operation.id}", what="poll")
         return operation_status(body, service="gemini", redact=self.http.redact)

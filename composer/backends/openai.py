@@ -220,14 +220,7 @@ class OpenAIBackend(RemoteBackend):
                     headers={"content-type": "application/json"},
                 )
         body = self.http.read_json(response, what=what)
-        video_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(video_id, str) or not video_id:
-            raise RetryableError(
-                self.http.redact(
-                    f"openai answered the {what} without a video id ({remote.describe(body)}); "
-                    "the job may have started: check for a duplicate charge before retrying"
-                )
-            )
+        video_id = remote.created_id("openai", body, "id", what=what, redact=self.http.redact)
         return Operation(
             backend="openai", id=video_id, base_url=self.base_url, data={"model": model, "kind": request.kind}
         )

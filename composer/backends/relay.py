@@ -131,14 +131,7 @@ class RelayBackend(RemoteBackend):
             content=dumps(payload),
             headers={"content-type": "application/json"},
         )
-        video_id = body.get("videoId") if isinstance(body, dict) else None
-        if not isinstance(video_id, str) or not video_id:
-            raise RetryableError(
-                self.http.redact(
-                    f"relay answered the {what} without a videoId ({remote.describe(body)}); "
-                    "the job may have started: check for a duplicate charge before retrying"
-                )
-            )
+        video_id = remote.created_id("relay", body, "videoId", what=what, redact=self.http.redact)
         return Operation(
             backend="relay", id=video_id, base_url=self.base_url, data={"model": model, "kind": request.kind}
         )

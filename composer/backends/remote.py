@@ -22,13 +22,14 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
-from composer.errors import EnvironmentProblem, TerminalError
+from composer.errors import EnvironmentProblem, RetryableError, TerminalError
 
 
 class _Frozen(BaseModel):
@@ -236,6 +237,34 @@ def parent_state(backend: str, inputs: TakeInput) -> dict[str, Any]:
             "(generate the whole chain with one backend)"
         )
     return state
+
+
+#: Google operation names ("models/<m>/operations/<id>") go into URL paths as they are.
+_PATH_NAME = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
+
+
+def path_name(name: object) -> bool:
+    """True when ``name`` can be sent as a URL path as it is (no odd characters, no ``..``)."""
+    return isinstance(name, str) and bool(_PATH_NAME.match(name)) and ".." not in name
+
+
+def created_id(
+    backend: str, body: Any, field: str, *, what: str, redact: Callable[[str], str], path: bool = False
+) -> str:
+    """The operation id a create answered with; RetryableError when there is no usable one.
+
+    Such an answer may still mean the job started, so the message says to look for a duplicate
+    charge (the runner counts the retried create as a possible duplicate).
+    """
+    value = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value or (path and not path_name(value)):
+        raise RetryableError(
+            redact(
+                f"{backend} answered the {what} without a usable {field} ({describe(body)}); "
+                "the job may have started: check for a duplicate charge before retrying"
+            )
+        )
+    return value
 
 
 def check_operation(operation: Operation, backend: str, base_url: str) -> None:

@@ -75,7 +75,6 @@ CAPABILITIES = Capabilities(
 )
 
 _GS_URI = re.compile(r"^gs://([^/]+)/(.+)$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 _RESOURCE = re.compile(r"^projects/[^/]+/locations/[^/]+/publishers/[^/]+/models/[^/]+$")
 
 
@@ -193,14 +192,7 @@ class VertexBackend(RemoteBackend):
             content=dumps({"instances": [instance], "parameters": parameters}),
             headers={"content-type": "application/json; charset=utf-8"},
         )
-        name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-            raise RetryableError(
-                self.http.redact(
-                    f"vertex answered the {what} without a usable operation name ({remote.describe(body)}); "
-                    "the operation may have started: check for a duplicate charge before retrying"
-                )
-            )
+        name = remote.created_id("vertex", body, "name", what=what, redact=self.http.redact, path=True)
         # Poll where the operation lives, as google-genai does: the name up to "/operations/".
         owner = name.rpartition("/operations/")[0]
         return Operation(
