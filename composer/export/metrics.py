@@ -179,7 +179,7 @@ def run_metrics(
     """
     made = [t for t in takes if not t.cached]
     fresh = [t for t in made if not t.resumed]
-    abandoned_segments = {_segment_of(a.get("take", "")) for a in abandoned_operations}
+    abandoned_segments = {a.get("segment", "") for a in abandoned_operations}
     misses = len(abandoned_operations) + sum(
         1 for f in failures if f.kind != "budget" and f.segment not in abandoned_segments
     )
@@ -217,11 +217,6 @@ def run_metrics(
         cost_per_generated_s_usd=round(cost / generated_s, 6) if generated_s > 0 else None,
     )
     return RunMetrics(backends={backend: metrics})
-
-
-def _segment_of(take_label: str) -> str:
-    # An abandoned operation names its take as "<segment> chunk i/n" (jobs/runner.py).
-    return take_label.split(" ", 1)[0]
 
 
 #: Counters: (name without _total, help, field of BackendMetrics).

@@ -201,9 +201,20 @@ class RemoteJobs:
                 await asyncio.sleep(backoff_s(attempt, exc, self.settings, self._rng))
 
     async def make(
-        self, request: GenerationRequest, inputs: TakeInput, dest: Path, *, expected_s: float, label: str
+        self,
+        request: GenerationRequest,
+        inputs: TakeInput,
+        dest: Path,
+        *,
+        expected_s: float,
+        label: str,
+        segment: str,
     ) -> tuple[ClipInfo, JobStats]:
-        """Generate ``request`` into ``dest`` (checked); the caller commits it to the cache."""
+        """Generate ``request`` into ``dest`` (checked); the caller commits it to the cache.
+
+        ``label`` names the take in messages; ``segment`` is recorded with any operation that
+        ends without a take.
+        """
         stats = JobStats()
         key = request.key()
         async with self.slots:
@@ -227,14 +238,14 @@ class RemoteJobs:
                         raise
                     # A journaled operation the service no longer knows (expired, another
                     # service): it will never deliver, so it is submitted anew.
-                    self._abandon(label, operation, "lost", str(exc))
+                    self._abandon(segment, label, operation, "lost", str(exc))
                     operation, entry = None, None
                     self.journal.remove(key)
                     continue
                 if status.state == "succeeded":
                     break
                 self.ledger.settle(cost, 0.0)
-                self._abandon(label, operation, status.state, status.message)
+                self._abandon(segment, label, operation, status.state, status.message)
                 if status.state == "filtered":
                     self.journal.remove(key)
                     reason = status.message or "no reason given"
@@ -256,9 +267,15 @@ class RemoteJobs:
             self.ledger.settle(cost, clip.cost_usd)
             return clip, stats
 
-    def _abandon(self, label: str, operation: Operation, outcome: str, message: str) -> None:
+    def _abandon(self, segment: str, label: str, operation: Operation, outcome: str, message: str) -> None:
         self.abandoned.append(
-            {"take": label, "operation": operation.id, "outcome": outcome, "message": message}
+            {
+                "segment": segment,
+                "take": label,
+                "operation": operation.id,
+                "outcome": outcome,
+                "message": message,
+            }
         )
 
     async def _submit(

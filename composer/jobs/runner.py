@@ -367,7 +367,7 @@ class Runner:
             label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
             if self._remote is not None:
                 clip, job = await self._remote.make(
-                    request, inputs, dest, expected_s=chunk.total_s, label=label
+                    request, inputs, dest, expected_s=chunk.total_s, label=label, segment=segment.id
                 )
             else:
                 clip = await self._make_local(chunk.kind, request, inputs, dest)
