@@ -37,10 +37,6 @@ from composer.timecode import AUDIO_RATE, fps_text, parse_fps
 #: x264 settings every composer encode shares, so pieces stay compatible.
 X264_PRESET = "veryfast"
 X264_CRF = 20
-#: Takes are intermediates (normalised to the output encoding before they are joined), so
-#: the local generator encodes them faster, at a lower CRF so quality does not suffer.
-TAKE_PRESET = "ultrafast"
-TAKE_CRF = 17
 AUDIO_BITRATE = "160k"
 
 ProgressFn = Callable[[int], None]
@@ -93,9 +89,7 @@ def _base_args() -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y"]
 
 
-def x264_args(
-    fps: Fraction, keyframes_s: Sequence[float] = (), *, preset: str = X264_PRESET, crf: int = X264_CRF
-) -> list[str]:
+def x264_args(fps: Fraction, *, preset: str = X264_PRESET, crf: int = X264_CRF) -> list[str]:
     """Video encoder settings shared by every encode (so pieces can be joined)."""
     args = [
         "-c:v",
@@ -119,8 +113,6 @@ def x264_args(
         "-video_track_timescale",
         str(fps.numerator * 512 // fps.denominator if fps.denominator == 1 else fps.numerator),
     ]
-    if keyframes_s:
-        args += ["-force_key_frames", ",".join(f"{t:.6f}" for t in keyframes_s)]
     return args
 
 
@@ -172,7 +164,9 @@ class FrameWriter:
     """Encode BGR numpy frames (plus optional float32 stereo audio) into an MP4, atomically.
 
     Use as a context manager; the file appears under ``dest`` only if the block finished,
-    every frame was written and ffmpeg succeeded.
+    every frame was written and ffmpeg succeeded. ``keyframes`` are frame numbers made IDR
+    frames; with the default preset and CRF the file carries the output encoding, so it can
+    be assembled by stream copy.
     """
 
     def __init__(
@@ -182,14 +176,14 @@ class FrameWriter:
         height: int,
         fps: Fraction,
         audio: np.ndarray | None = None,
-        keyframes_s: Sequence[float] = (),
+        keyframes: Sequence[int] = (),
         *,
         preset: str = X264_PRESET,
         crf: int = X264_CRF,
     ) -> None:
         self.dest, self.width, self.height, self.fps = dest, width, height, fps
         self._audio = audio
-        self._keyframes = keyframes_s
+        self._keyframes = keyframes
         self._preset, self._crf = preset, crf
         self._temps: list[Path] = []
         self._proc: subprocess.Popen[bytes] | None = None
@@ -220,8 +214,10 @@ class FrameWriter:
             cmd += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-i", str(audio_file)]
         # The frames are RGB; convert with the BT.709 matrix the file is tagged with (swscale's
         # default is BT.601, which players decoding as BT.709 would show slightly off-colour).
-        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=fast_bilinear,format=yuv420p"]
-        cmd += ["-map", "0:v:0", *x264_args(self.fps, self._keyframes, preset=self._preset, crf=self._crf)]
+        # setsar=1 writes the square-pixel flag every normalised piece carries: the SPS must match.
+        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=fast_bilinear,format=yuv420p,setsar=1"]
+        cmd += ["-map", "0:v:0", *x264_args(self.fps, preset=self._preset, crf=self._crf)]
+        cmd += [*keyframe_args(self._keyframes), *timescale_args(self.fps)]
         if self._audio is not None:
             cmd += ["-map", "1:a:0", *audio_args(), "-shortest"]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._video_tmp)]
@@ -439,8 +435,17 @@ def extract_frame(path: Path, time_s: Fraction, dest: Path) -> None:
 def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> None:
     """Join MP4s that share one encoding by stream copy, with a freshly encoded audio track."""
     with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
+        # Video only (a stream copy): the concat demuxer starts each file at its earliest
+        # timestamp over all streams, and AAC's priming puts the audio 1024 samples before
+        # the video, which would shift every frame off the frame grid by 21 ms.
+        videos = []
+        for i, part in enumerate(parts):
+            video = Path(work) / f"video{i}.mp4"
+            run([*_base_args(), "-i", str(part), "-map", "0:v:0", "-c", "copy", "-f", "mp4", str(video)],
+                what=f"copying the video of {part.name}")
+            videos.append(video)
         listing = Path(work) / "list.txt"
-        listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in parts))
+        listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in videos))
         cmd = [*_base_args(), "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
         if audio is not None:
             raw = Path(work) / "audio.pcm"

@@ -308,7 +308,11 @@ def render(
         prepare_take(output, plan.output, index, take)
         normalize_s[segment.id] = round(time.perf_counter() - began, 3)
 
+    last_accept = started
+
     def on_accept(segment: Segment, take: Take) -> None:
+        nonlocal last_accept
+        last_accept = time.perf_counter()
         prepared.append(normalizer.submit(normalize, segment, take))
 
     try:
@@ -396,6 +400,9 @@ def render(
             "generate": round(generated_at - started, 3),
             "compose": round(finished - generated_at, 3),
             "total": round(finished - started, 3),
+            # What a user waits for after the last take is accepted: its normalising (none for
+            # a take generated in the output encoding) and the assembly of the outputs.
+            "tail": round(finished - last_accept, 3),
         },
     )
     write_json_atomic(manifest_path, manifest.model_dump(mode="json"))

@@ -18,6 +18,7 @@ from composer import ffmpeg, imaging
 from composer.backends import procedural
 from composer.backends.base import GenerationRequest, ImageRef, TakeInput
 from composer.backends.local import CAPABILITIES, LocalBackend
+from composer.compose.normalize import NormSpec, reuse_problem
 from composer.errors import TerminalError
 
 
@@ -178,6 +179,31 @@ def test_extend_returns_the_whole_clip_with_a_smooth_join(tmp_path: Path) -> Non
     assert join < 2.0 * ordinary + 0.5
     # The parent part is the parent clip, byte for byte in its video frames.
     assert np.array_equal(frames[:48], _frames(tmp_path / "p.mp4", 320, 180).astype(np.float32))
+
+
+def test_takes_carry_the_output_encoding_with_the_requested_keyframes(tmp_path: Path) -> None:
+    # A 2 s base extended by 2 s, with IDR frames asked for on both sides of the join: the
+    # joined clip is used by the smart assembly as it is (no normalising pass).
+    backend = LocalBackend()
+    keys = {"drift": 1.0, "keyframes": [0, 5, 30, 48, 70]}
+    base = _request(width=320, height=180, options=keys)
+    parent = backend.generate(base, TakeInput(), tmp_path / "p.mp4")
+    ext = _request(width=320, height=180, kind="extend", parent="p", options=keys)
+    backend.extend(ext, TakeInput(parent_path=tmp_path / "p.mp4", parent_state=parent.state), tmp_path / "e.mp4")
+    info = ffmpeg.packets(tmp_path / "e.mp4")
+    assert sorted(info.keyframe_indices()) == [0, 5, 30, 48, 70]
+    # Every frame on the grid from 0, although the parent's audio starts before its video.
+    assert sorted(info.pts) == [n * 512 for n in range(96)]
+    assert reuse_problem(tmp_path / "e.mp4", NormSpec(320, 180, Fraction(24), 5, 70, (0, 25, 65))) is None
+    # A keyframe the take does not have is named.
+    assert reuse_problem(tmp_path / "e.mp4", NormSpec(320, 180, Fraction(24), 0, 96, (0, 31))) == (
+        "no keyframe at frame(s) 31"
+    )
+
+
+def test_keyframes_option_must_be_frame_numbers(tmp_path: Path) -> None:
+    with pytest.raises(TerminalError, match=r"options\.keyframes"):
+        LocalBackend().generate(_request(options={"keyframes": "0,24"}), TakeInput(), tmp_path / "k.mp4")
 
 
 def test_extend_needs_a_local_parent(tmp_path: Path) -> None:

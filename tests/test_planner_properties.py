@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from composer.backends.base import Capabilities
 from composer.backends.local import CAPABILITIES
+from composer.compose.graph import Leg, build, leg_keyframes
 from composer.errors import PlanError
 from composer.plan import timing
 from composer.plan.planner import make_plan, plan_chunks
@@ -103,6 +105,11 @@ def _check(storyboard: Storyboard, caps: Capabilities) -> None:
                 and storyboard.scenes[left.scene_index].transition_out == "cut"
             ):
                 assert join.kind == "cut"
+        # The keyframes a generator is asked for are the ones the smart assembly copies from.
+        comp = build([Leg(Path(s.id), s.clip_frames, False, s.take_offset) for s in output.segments], fades,
+                     16, 16, fps, False)  # fmt: skip
+        for i, seg in enumerate(output.segments):
+            assert plan.take_keyframes(seg) == tuple(seg.take_offset + k for k in leg_keyframes(comp, i))
     # Segments never span scenes: each scene's frames are exactly the sum of its segments'.
     per_scene: dict[int, int] = {}
     for seg in plan.segments:

@@ -58,6 +58,10 @@ def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_
     assert manifest["cache_hits"] == 0
     assert manifest["generated"] == len(manifest["takes"]) >= plan_calls(plan)
     assert all(o["frames"] == 144 and o["composed"] for o in manifest["outputs"])
+    # Encode once: the local takes were generated in the output encoding, keyframes included,
+    # so the outputs were assembled from them by stream copy with nothing normalised.
+    assert all(o["method"] == "smart" for o in manifest["outputs"])
+    assert not list(Path(manifest["cache_dir"]).rglob("*.norm-*.mp4"))
 
     second = render(board_file, out)
     assert second.manifest.generated == 0

@@ -20,11 +20,8 @@ from composer import imaging
 from composer.backends import procedural
 from composer.backends.base import Capabilities, ClipInfo, GenerationRequest, TakeInput
 from composer.errors import TerminalError
-from composer.ffmpeg import TAKE_CRF, TAKE_PRESET, FrameWriter, concat_copy, extract_frame
+from composer.ffmpeg import FrameWriter, concat_copy, extract_frame
 from composer.timecode import fps_text, parse_fps, to_frames
-
-# Both the first clip and every extension part use it: concat_copy needs one encoding.
-TAKE_ENCODING: dict[str, Any] = {"preset": TAKE_PRESET, "crf": TAKE_CRF}
 
 CAPABILITIES = Capabilities(
     name="local",
@@ -51,10 +48,18 @@ class LocalBackend:
 
     ``generate`` renders a fresh clip (from a prompt, a storyboard image, or a frame of an
     earlier local take); ``extend`` renders the next seconds of a clip and joins them to the
-    parent by stream copy, so ``dest`` holds the whole lengthened clip, as Veo does.
+    parent by stream copy, so ``dest`` holds the whole lengthened clip, as Veo does. Every
+    part is encoded straight into the output encoding (composer's shared x264 settings, IDR
+    frames at the take frames listed in ``options.keyframes``), so an accepted take goes into
+    its output by stream copy, with no normalising pass.
     """
 
     capabilities = CAPABILITIES
+
+    def __init__(self, *, intermediate: bool = False) -> None:
+        # The simulator stands in for a service whose clips are normalised anyway (they never
+        # carry composer's encoding), so it encodes as fast as x264 can, at a lower CRF.
+        self._encoding: dict[str, Any] = {"preset": "ultrafast", "crf": 17} if intermediate else {}
 
     def generate(self, request: GenerationRequest, inputs: TakeInput, dest: Path) -> ClipInfo:
         fps = parse_fps(request.fps)
@@ -86,7 +91,10 @@ class LocalBackend:
             )
         renderer = procedural.Renderer(state, image)
         audio = renderer.audio() if request.audio else None
-        with FrameWriter(dest, request.width, request.height, fps, audio=audio, **TAKE_ENCODING) as writer:
+        keys = [k for k in _keyframes_option(request) if 0 < k < frames]
+        with FrameWriter(
+            dest, request.width, request.height, fps, audio=audio, keyframes=keys, **self._encoding
+        ) as writer:
             for frame in renderer.frames():
                 writer.write(frame)
         return self._info(state, fps, request.width, request.height, audio is not None)
@@ -124,7 +132,8 @@ class LocalBackend:
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.") as work:
             part = Path(work) / "part.mp4"
             # The part carries no audio: the joined file gets one track rendered for its whole length.
-            with FrameWriter(part, request.width, request.height, fps, **TAKE_ENCODING) as writer:
+            keys = [k - start for k in _keyframes_option(request) if start < k < start + new_frames]
+            with FrameWriter(part, request.width, request.height, fps, keyframes=keys, **self._encoding) as writer:
                 for frame in renderer.frames(start):
                     writer.write(frame)
             concat_copy([Path(inputs.parent_path), part], audio, dest)
@@ -199,3 +208,11 @@ def _drift_option(request: GenerationRequest) -> float:
     except (TypeError, ValueError):
         raise TerminalError(f"options.drift must be a number, not {value!r}") from None
     return max(0.0, drift)
+
+
+def _keyframes_option(request: GenerationRequest) -> list[int]:
+    """Take frames to make IDR frames (``options.keyframes``, counted from the take's start)."""
+    value = request.options.get("keyframes", [])
+    if not isinstance(value, list) or not all(isinstance(k, int) and not isinstance(k, bool) for k in value):
+        raise TerminalError(f"options.keyframes must be a list of frame numbers, not {value!r}")
+    return value

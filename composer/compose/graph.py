@@ -103,15 +103,8 @@ def leg_starts(comp: Composition) -> list[int]:
 
 
 def leg_keyframes(comp: Composition, index: int) -> tuple[int, ...]:
-    """Frames of leg ``index`` (counted from its ``start``) that should be IDR frames.
-
-    With these keyframes the whole leg between its two crossfades can be copied: 0 (every
-    encode starts with one), the first frame after the incoming fade, and the first frame of
-    the outgoing fade.
-    """
-    frames = comp.legs[index].frames
-    wanted = {0, fade_in(comp, index), frames - fade_out(comp, index)}
-    return tuple(sorted(k for k in wanted if 0 <= k < frames))
+    """Frames of leg ``index`` (counted from its ``start``) that should be IDR frames."""
+    return timing.copy_keyframes(comp.legs[index].frames, fade_in(comp, index), fade_out(comp, index))
 
 
 @dataclass(frozen=True)

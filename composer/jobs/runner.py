@@ -131,7 +131,9 @@ def request_for(
         first_frame=first if chunk.kind == "generate" else None,
         parent=parent.key if parent is not None and chunk.kind == "extend" else None,
         options=(
-            {"drift": plan.generation.drift}
+            # The local generator encodes straight into the output encoding, with IDR frames
+            # where its output's crossfades fall, so its takes are assembled without a re-encode.
+            {"drift": plan.generation.drift, "keyframes": list(plan.take_keyframes(segment))}
             if plan.generation.backend == "local"
             else ({"endpoint": endpoint} if endpoint else {})
         ),

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends.base import Capabilities, Size
+from composer.plan import timing
 from composer.storyboard.model import ContinuitySettings
 
 PLAN_VERSION = 1
@@ -137,6 +138,19 @@ class Plan(_Frozen):
     @property
     def segments(self) -> list[Segment]:
         return [s for o in self.outputs for s in o.segments]
+
+    def take_keyframes(self, segment: Segment) -> tuple[int, ...]:
+        """Frames of ``segment``'s take that its output's assembly wants as IDR frames.
+
+        A generator that encodes straight into the output encoding puts keyframes there, so
+        the take is assembled by stream copy without being normalised first.
+        """
+        output = next(o for o in self.outputs if o.index == segment.output)
+        index = next(i for i, s in enumerate(output.segments) if s.id == segment.id)
+        fade_in = output.joins[index - 1].frames if index > 0 else 0
+        fade_out = output.joins[index].frames if index < len(output.joins) else 0
+        keys = timing.copy_keyframes(segment.clip_frames, fade_in, fade_out)
+        return tuple(segment.take_offset + k for k in keys)
 
     @property
     def api_calls(self) -> int:

@@ -59,6 +59,16 @@ def fitting_fade(fade: int, left_nominal: int, right_nominal: int) -> int:
     return 0
 
 
+def copy_keyframes(frames: int, fade_in: int, fade_out: int) -> tuple[int, ...]:
+    """Frames of a ``frames``-long leg that should be IDR frames, so its body can be copied.
+
+    0 (every encode starts with one), the first frame after the incoming fade and the first
+    frame of the outgoing fade: with those, everything between the two crossfades is copied.
+    """
+    wanted = {0, fade_in, frames - fade_out}
+    return tuple(sorted(k for k in wanted if 0 <= k < frames))
+
+
 def split_even(total: int, parts: int) -> list[int]:
     """``total`` frames in ``parts`` near-equal whole parts, longer ones first."""
     base, extra = divmod(total, parts)

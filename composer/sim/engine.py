@@ -307,7 +307,7 @@ class Engine:
             audio=spec.audio,
             options={"drift": self.drift},
         )
-        backend = LocalBackend()
+        backend = LocalBackend(intermediate=True)
         started = time.monotonic()
         try:
             if spec.parent is None:
