@@ -120,7 +120,7 @@ def bench_size(width: int, height: int, seconds: float, use_moviepy: bool, work:
         norm_times.append(time.perf_counter() - started)
     out = work / f"smart_{height}.mp4"
     started = time.perf_counter()
-    plan = smart.assemble(comp, legs, out)
+    plan, _ = smart.assemble(comp, legs, out)
     assembly = time.perf_counter() - started
     out_frames, out_clean = _clean(out)
     rows.append(("composer normalise (3 takes, during generation)", sum(norm_times), None, None))

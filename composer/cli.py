@@ -264,9 +264,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
         print(f"{record.path}  {record.frames} frames, {record.duration_s:g} s ({state})")
     if result.report is not None:
         r = result.report.summary
+        # Joins between different scenes are meant to change the picture: only same-scene ones are scored.
+        seams = f"{r.seams_passed}/{r.seams} seams passed" if r.seams else "no same-scene seams to score"
         print(
             f"drift report: {result.report_path}  ({r.segments_passed}/{r.segments} segments passed, "
-            f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {r.seams_passed}/{r.seams} seams passed)"
+            f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {seams})"
         )
     api = m.metrics.backends.get(m.backend) if m.metrics is not None else None
     if api is not None and m.backend != "local":

@@ -126,9 +126,13 @@ def run(
     total_frames: int | None = None,
     on_progress: ProgressFn | None = None,
     what: str = "ffmpeg",
-) -> None:
-    """Run ffmpeg with ``-progress``; raise MediaError with ffmpeg's own words on failure."""
-    cmd = [*args[:1], "-progress", "pipe:1", "-nostats", "-loglevel", "error", *args[1:]]
+    loglevel: str = "error",
+) -> list[str]:
+    """Run ffmpeg with ``-progress``; raise MediaError with ffmpeg's own words on failure.
+
+    Returns what ffmpeg wrote to stderr at ``loglevel``, one line per item.
+    """
+    cmd = [*args[:1], "-progress", "pipe:1", "-nostats", "-loglevel", loglevel, *args[1:]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     errors: list[str] = []
     drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
@@ -151,6 +155,7 @@ def run(
         raise MediaError(f"{what} failed: {tail}")
     if on_progress and total_frames is not None:
         on_progress(total_frames)
+    return [line.rstrip("\n") for line in errors]
 
 
 def _temp_beside(dest: Path, suffix: str) -> Path:
@@ -361,30 +366,32 @@ class DecodeReport:
     warnings: str
 
 
-def decode(path: Path) -> DecodeReport:
-    """Decode every stream; count video frames and audio samples, collect decoder complaints."""
-    cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "level+info",
-        "-nostats",
-        "-i",
-        str(path),
-        "-map",
-        "0:v:0",
-        "-f",
-        "null",
-        "-",
-        "-map",
-        "0:a:0?",
-        "-af",
-        "astats=measure_perchannel=none:measure_overall=Number_of_samples",
-        "-f",
-        "null",
-        "-",
-    ]
+_ERROR_TAG = re.compile(r"^(?:\[[^\]]* @ [^\]]*\] )*\[(?:error|fatal|panic)\] ")
+_WARNING_TAG = re.compile(r"^(?:\[[^\]]* @ [^\]]*\] )*\[warning\] ")
+
+
+def complaints(lines: Sequence[str]) -> tuple[str, str]:
+    """(errors, warnings) among ffmpeg's stderr lines logged with ``level+...``.
+
+    The level tag follows the context of whoever logged it, e.g. ``[h264 @ 0x5…] [error] …``
+    or ``[vist#0:0/h264 @ 0x5…] [dec:h264 @ 0x5…] [warning] corrupt decoded frame``, and
+    comes first only for lines without one.
+    """
+    errors = "\n".join(ln for ln in lines if _ERROR_TAG.match(ln)).strip()
+    warnings = "\n".join(ln for ln in lines if _WARNING_TAG.match(ln)).strip()
+    return errors, warnings
+
+
+def decode(path: Path, *, video: bool = True) -> DecodeReport:
+    """Decode every stream; count video frames and audio samples, collect decoder complaints.
+
+    ``video=False`` decodes the audio only (frames is then 0).
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats", "-i", str(path)]
+    if video:
+        cmd += ["-map", "0:v:0", "-f", "null", "-"]
+    cmd += ["-map", "0:a:0?", "-af", "astats=measure_perchannel=none:measure_overall=Number_of_samples"]
+    cmd += ["-f", "null", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     lines = proc.stderr.splitlines()
     frames = 0
@@ -395,8 +402,7 @@ def decode(path: Path) -> DecodeReport:
         if match:
             frames = int(match.group(1))
     samples = re.findall(r"Number of samples: (\d+)", proc.stderr)
-    errors = "\n".join(ln for ln in lines if ln.startswith(("[error]", "[fatal]", "[panic]"))).strip()
-    warnings = "\n".join(ln for ln in lines if ln.startswith("[warning]")).strip()
+    errors, warnings = complaints(lines)
     if proc.returncode != 0 and not errors:
         errors = f"ffmpeg exit code {proc.returncode}"
     return DecodeReport(
@@ -824,7 +830,9 @@ def _audio_mix(comp: Composition) -> tuple[list[ffmpeg_graph.nodes.FilterableStr
 def assemble_args(pieces: Sequence[Path], comp: Composition, listing: Path, dest: Path) -> list[str]:
     """The final call: concat the video pieces by stream copy, mix and encode the audio once."""
     listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in pieces))
-    video = ffmpeg_graph.input(str(listing), f="concat", safe=0).video
+    # The concat input is decoded only for the check (see assemble); the copy takes its packets
+    # as they are. Deblocking cannot raise a decoding error, so the check skips it.
+    video = ffmpeg_graph.input(str(listing), f="concat", safe=0, skip_loop_filter="all").video
     _, audio = _audio_mix(comp)
     streams = [video] if audio is None else [video, audio]
     args = ffmpeg_graph.output(*streams, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
@@ -837,16 +845,24 @@ def assemble_args(pieces: Sequence[Path], comp: Composition, listing: Path, dest
 
 def assemble(
     pieces: Sequence[Path], comp: Composition, dest: Path, on_progress: ProgressFn | None = None
-) -> None:
-    """Write ``dest`` from video pieces that share one encoding, with the composition's audio."""
+) -> DecodeReport:
+    """Write ``dest`` from video pieces that share one encoding, with the composition's audio.
+
+    The same call decodes the video packets it writes (a second, null output), on the core
+    the copy leaves idle; the report has the decoder's errors and warnings (frames and
+    audio are left to the caller: count them in the written file).
+    """
     with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
         args = assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp)
-        run(
-            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:]],
+        lines = run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:], "-map", "0:v:0", "-f", "null", "-"],
             total_frames=comp.frames,
             on_progress=on_progress,
             what=f"assembling {dest.name}",
+            loglevel="level+warning",
         )
+    errors, warnings = complaints(lines)
+    return DecodeReport(frames=0, audio_samples=None, errors=errors, warnings=warnings)
 
 
 def frame_hashes(path: Path) -> list[str]:

@@ -109,7 +109,8 @@ def _check(storyboard: Storyboard, caps: Capabilities) -> None:
         comp = build([Leg(Path(s.id), s.clip_frames, False, s.take_offset) for s in output.segments], fades,
                      16, 16, fps, False)  # fmt: skip
         for i, seg in enumerate(output.segments):
-            assert plan.take_keyframes(seg) == tuple(seg.take_offset + k for k in leg_keyframes(comp, i))
+            own = tuple(seg.take_offset + k for k in leg_keyframes(comp, i))
+            assert plan.take_keyframes(seg) == (*own, seg.take_offset + seg.clip_frames)
     # Segments never span scenes: each scene's frames are exactly the sum of its segments'.
     per_scene: dict[int, int] = {}
     for seg in plan.segments:

@@ -14,7 +14,7 @@ from composer.compose import smart
 from composer.compose.clips import compose_clips
 from composer.compose.graph import Copy, Leg, Span, build, leg_keyframes, smart_plan
 from composer.compose.normalize import normalize_take
-from composer.compose.render import compose_composition, verify_strict
+from composer.compose.render import compose_composition, verify
 from tests.conftest import MakeClip
 
 FPS = Fraction(24)
@@ -124,7 +124,7 @@ def test_other_rates_and_fade_only_outputs(make_clip: MakeClip, tmp_path: Path, 
     out = tmp_path / "out.mp4"
     check = compose_composition(comp, out, cache_dir=tmp_path / "norm")
     assert check.method == "smart", check.reason
-    assert verify_strict(out, comp).frames == 74
+    assert verify(out, comp, strict=True).frames == 74
 
 
 def test_reuses_a_clip_already_in_the_output_encoding(make_clip: MakeClip, tmp_path: Path) -> None:
@@ -136,6 +136,30 @@ def test_reuses_a_clip_already_in_the_output_encoding(make_clip: MakeClip, tmp_p
     again = normalize_take(first.path, spec, cache_dir=tmp_path / "other")
     assert again.reused and again.path == first.path and again.encoded_frames == 0
     assert not (tmp_path / "other").exists()
+
+
+def test_a_body_that_does_not_decode_is_caught_and_rendered_in_full(make_clip: MakeClip, tmp_path: Path) -> None:
+    # A clip in the output encoding whose packets are intact in size but garbage inside: the
+    # packet checks pass, the copy would carry the damage, so the decoding done while the
+    # output is written must catch it and the full render take over.
+    clip = make_clip("damaged_src", seconds=3, size="160x96", audio_hz=None)
+    comp = build([Leg(clip, 72, False), Leg(clip, 72, False)], [12], 160, 96, FPS, False)
+    good = normalize_take(clip, smart.leg_spec(comp, 0), cache_dir=tmp_path)
+    damaged = tmp_path / "damaged.mp4"
+    data = bytearray(good.path.read_bytes())
+    start, end = data.index(b"mdat") + 4, data.index(b"moov")
+    for share in (0.2, 0.35, 0.5, 0.65, 0.8):  # inside frames' slice data, far from the headers
+        at = start + int((end - start) * share)
+        data[at : at + 300] = bytes(b ^ 0x5A for b in data[at : at + 300])
+    damaged.write_bytes(bytes(data))
+    report = ffmpeg.decode(damaged)
+    assert report.frames == 72 and (report.errors or report.warnings)
+    comp = build([Leg(damaged, 72, False), Leg(clip, 72, False)], [12], 160, 96, FPS, False)
+    out = tmp_path / "out.mp4"
+    check = compose_composition(comp, out, cache_dir=tmp_path / "norm")
+    assert check.method == "full" and "failed its check" in check.reason, check.reason
+    assert "decode" in check.reason
+    assert check.frames == 132
 
 
 def test_mismatched_codec_parameters_are_refused(make_clip: MakeClip, tmp_path: Path) -> None:

@@ -76,12 +76,26 @@ def prepare_take(
     return normalize_take(take.path, smart.leg_spec(comp, segment_index), cache_dir=cache_dir)
 
 
-def verify(path: Path, comp: Composition, *, strict: bool = False) -> OutputCheck:
+def verify(
+    path: Path, comp: Composition, *, strict: bool = False, video: ffmpeg.DecodeReport | None = None
+) -> OutputCheck:
     """Decode ``path`` fully; MediaError unless frames and audio are exactly as planned.
 
     ``strict`` adds what a stitched file must also show: no decoder warnings, start at 0.
+    ``video`` is the decoder's report on the video packets as they were written (the smart
+    assembly decodes them in the same call): then only the audio is decoded again, and the
+    frames are counted from the file's packets.
     """
-    report = ffmpeg.decode(path)
+    if video is None:
+        report = ffmpeg.decode(path)
+    else:
+        audio = ffmpeg.decode(path, video=False)
+        report = ffmpeg.DecodeReport(
+            frames=ffmpeg.packets(path).frames,
+            audio_samples=audio.audio_samples,
+            errors="\n".join(filter(None, (video.errors, audio.errors))),
+            warnings="\n".join(filter(None, (video.warnings, audio.warnings))),
+        )
     expected_samples = comp.samples if comp.audio else None
     if report.errors:
         raise MediaError(f"{path.name} does not decode cleanly: {report.errors[:500]}")
@@ -99,11 +113,6 @@ def verify(path: Path, comp: Composition, *, strict: bool = False) -> OutputChec
         if start not in (None, 0.0) or first_pts != 0:
             raise MediaError(f"{path.name} starts at {start} s (first frame at {first_pts}), not 0")
     return OutputCheck(report.frames, report.audio_samples, comp.frames, expected_samples)
-
-
-def verify_strict(path: Path, comp: Composition) -> OutputCheck:
-    """:func:`verify` with ``strict=True`` (one decoding pass for both)."""
-    return verify(path, comp, strict=True)
 
 
 def compose_output(
@@ -139,7 +148,7 @@ def compose_composition(
     if smart_path:
         try:
             result = smart.compose_smart(comp, dest, cache_dir=cache_dir, on_progress=on_progress)
-            check = verify_strict(dest, comp)
+            check = verify(dest, comp, strict=True, video=result.decoded)
             return replace(
                 check,
                 method="smart",

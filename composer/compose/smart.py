@@ -39,6 +39,7 @@ class SmartUnavailable(Exception):
 @dataclass(frozen=True)
 class SmartResult:
     plan: SmartPlan
+    decoded: ffmpeg.DecodeReport  # the video as decoded while it was written (no frame count)
     normalized_frames: int  # frames encoded by normalisation during this call
     reused_legs: int  # legs whose clip already carried the output encoding
     normalize_s: float
@@ -104,10 +105,12 @@ def assemble(
     *,
     on_progress: ffmpeg.ProgressFn | None = None,
     progress: _Progress | None = None,
-) -> SmartPlan:
+) -> tuple[SmartPlan, ffmpeg.DecodeReport]:
     """Write ``dest`` from legs already in the output encoding (see :func:`normalize_take`).
 
-    Raises SmartUnavailable when the legs cannot be joined by stream copy.
+    Returns the plan and what the decoder said of the video written (decoded in the same
+    call, see :func:`composer.ffmpeg.assemble`). Raises SmartUnavailable when the legs
+    cannot be joined by stream copy.
     """
     reference = reference_extradata(comp.width, comp.height, comp.fps)
     for index, leg in enumerate(legs):
@@ -154,8 +157,8 @@ def assemble(
                         f"a re-encoded crossfade got codec parameters that differ from the bodies' "
                         f"({extradata} vs {reference})"
                     )
-        ffmpeg.assemble(files, comp, dest, on_progress=progress.step("mux", comp.frames))
-    return plan
+        decoded = ffmpeg.assemble(files, comp, dest, on_progress=progress.step("mux", comp.frames))
+    return plan, decoded
 
 
 def _assembly_weights(comp: Composition, plan: SmartPlan) -> dict[str, float]:
@@ -202,9 +205,10 @@ def compose_smart(
     with ThreadPoolExecutor(max_workers=2) as pool:
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
-    plan = assemble(comp, legs, dest, progress=progress)
+    plan, decoded = assemble(comp, legs, dest, progress=progress)
     return SmartResult(
         plan=plan,
+        decoded=decoded,
         normalized_frames=sum(leg.encoded_frames for leg in legs),
         reused_legs=sum(leg.reused for leg in legs),
         normalize_s=normalized_s,
