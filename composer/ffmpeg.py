@@ -111,7 +111,7 @@ def x264_args(fps: Fraction, *, preset: str = X264_PRESET, crf: int = X264_CRF) 
         "-color_range",
         "tv",
         "-video_track_timescale",
-        str(fps.numerator * 512 // fps.denominator if fps.denominator == 1 else fps.numerator),
+        str(timescale(fps)),
     ]
     return args
 

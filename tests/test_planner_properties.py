@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -11,7 +10,8 @@ from hypothesis import strategies as st
 
 from composer.backends.base import Capabilities
 from composer.backends.local import CAPABILITIES
-from composer.compose.graph import Leg, build, leg_keyframes
+from composer.compose.graph import leg_keyframes
+from composer.compose.render import _placeholder_composition
 from composer.errors import PlanError
 from composer.plan import timing
 from composer.plan.planner import make_plan, plan_chunks
@@ -106,8 +106,7 @@ def _check(storyboard: Storyboard, caps: Capabilities) -> None:
             ):
                 assert join.kind == "cut"
         # The keyframes a generator is asked for are the ones the smart assembly copies from.
-        comp = build([Leg(Path(s.id), s.clip_frames, False, s.take_offset) for s in output.segments], fades,
-                     16, 16, fps, False)  # fmt: skip
+        comp = _placeholder_composition(output, plan.output)  # the pipeline's own frame arithmetic
         for i, seg in enumerate(output.segments):
             own = tuple(seg.take_offset + k for k in leg_keyframes(comp, i))
             assert plan.take_keyframes(seg) == (*own, seg.take_offset + seg.clip_frames)
