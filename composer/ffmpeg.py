@@ -844,23 +844,31 @@ def assemble_args(pieces: Sequence[Path], comp: Composition, listing: Path, dest
 
 
 def assemble(
-    pieces: Sequence[Path], comp: Composition, dest: Path, on_progress: ProgressFn | None = None
-) -> DecodeReport:
+    pieces: Sequence[Path],
+    comp: Composition,
+    dest: Path,
+    on_progress: ProgressFn | None = None,
+    *,
+    check: bool = True,
+) -> DecodeReport | None:
     """Write ``dest`` from video pieces that share one encoding, with the composition's audio.
 
-    The same call decodes the video packets it writes (a second, null output), on the core
-    the copy leaves idle; the report has the decoder's errors and warnings (frames and
-    audio are left to the caller: count them in the written file).
+    With ``check`` the same call decodes the video packets it writes (a second, null output)
+    and returns the decoder's errors and warnings (frames and audio are left to the caller:
+    count them in the written file); without it, it only copies and returns None.
     """
     with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
         args = assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp)
+        decode_too = ["-map", "0:v:0", "-f", "null", "-"] if check else []
         lines = run(
-            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:], "-map", "0:v:0", "-f", "null", "-"],
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:], *decode_too],
             total_frames=comp.frames,
             on_progress=on_progress,
             what=f"assembling {dest.name}",
             loglevel="level+warning",
         )
+    if not check:
+        return None
     errors, warnings = complaints(lines)
     return DecodeReport(frames=0, audio_samples=None, errors=errors, warnings=warnings)
 

@@ -105,12 +105,13 @@ def assemble(
     *,
     on_progress: ffmpeg.ProgressFn | None = None,
     progress: _Progress | None = None,
-) -> tuple[SmartPlan, ffmpeg.DecodeReport]:
+    check: bool = True,
+) -> tuple[SmartPlan, ffmpeg.DecodeReport | None]:
     """Write ``dest`` from legs already in the output encoding (see :func:`normalize_take`).
 
-    Returns the plan and what the decoder said of the video written (decoded in the same
-    call, see :func:`composer.ffmpeg.assemble`). Raises SmartUnavailable when the legs
-    cannot be joined by stream copy.
+    Returns the plan and, with ``check``, what the decoder said of the video written
+    (decoded in the same call, see :func:`composer.ffmpeg.assemble`). Raises
+    SmartUnavailable when the legs cannot be joined by stream copy.
     """
     reference = reference_extradata(comp.width, comp.height, comp.fps)
     for index, leg in enumerate(legs):
@@ -157,7 +158,7 @@ def assemble(
                         f"a re-encoded crossfade got codec parameters that differ from the bodies' "
                         f"({extradata} vs {reference})"
                     )
-        decoded = ffmpeg.assemble(files, comp, dest, on_progress=progress.step("mux", comp.frames))
+        decoded = ffmpeg.assemble(files, comp, dest, on_progress=progress.step("mux", comp.frames), check=check)
     return plan, decoded
 
 
@@ -206,6 +207,7 @@ def compose_smart(
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
     plan, decoded = assemble(comp, legs, dest, progress=progress)
+    assert decoded is not None  # checked by default
     return SmartResult(
         plan=plan,
         decoded=decoded,
