@@ -13,6 +13,7 @@ succeeds, so an interrupted run never leaves a half-written file under the real 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import ffmpeg as ffmpeg_graph  # ffmpeg-python, for filter graphs only
 import numpy as np
@@ -33,6 +34,8 @@ import numpy as np
 from composer.compose.graph import Composition
 from composer.errors import EnvironmentProblem, MediaError
 from composer.timecode import AUDIO_RATE, fps_text, parse_fps
+
+_T = TypeVar("_T")
 
 #: x264 settings every composer encode shares, so pieces stay compatible.
 X264_PRESET = "veryfast"
@@ -297,6 +300,29 @@ _FPS_RE = re.compile(r"(\d+(?:\.\d+)?) (fps|tbr)")
 _ROTATE_RE = re.compile(r"(?:rotate\s*:\s*|rotation of )(-?\d+(?:\.\d+)?)")
 
 
+def _while_unchanged(fn: Callable[[Path], _T]) -> Callable[[Path], _T]:
+    """Cache ``fn(path)`` for as long as the file is the same (inode, size, modification time).
+
+    Probing a clip costs a process start; a render asks about the same takes several times.
+    Files are only ever replaced by rename (atomic writes), which changes the inode.
+    """
+
+    @lru_cache(maxsize=512)
+    def cached(path: Path, state: tuple[int, int, int]) -> _T:
+        return fn(path)
+
+    @functools.wraps(fn)
+    def wrapper(path: Path) -> _T:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return fn(path)  # it raises its own, clearer error
+        return cached(Path(path).resolve(), (st.st_ino, st.st_size, st.st_mtime_ns))
+
+    return wrapper
+
+
+@_while_unchanged
 def probe(path: Path) -> MediaInfo:
     """Read stream facts from ``ffmpeg -i`` (its banner); MediaError if it is not a video."""
     proc = subprocess.run(
@@ -385,13 +411,36 @@ def complaints(lines: Sequence[str]) -> tuple[str, str]:
 def decode(path: Path, *, video: bool = True) -> DecodeReport:
     """Decode every stream; count video frames and audio samples, collect decoder complaints.
 
-    ``video=False`` decodes the audio only (frames is then 0).
+    ``video=False`` decodes the audio only (frames is then 0). Audio samples are counted from
+    a ``framecrc`` listing of the decoded audio (four times cheaper than ``astats``).
     """
+    try:
+        has_audio = probe(path).has_audio
+    except MediaError:
+        has_audio = False  # not readable as a video: decoding it reports why
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats", "-i", str(path)]
     if video:
         cmd += ["-map", "0:v:0", "-f", "null", "-"]
-    cmd += ["-map", "0:a:0?", "-af", "astats=measure_perchannel=none:measure_overall=Number_of_samples"]
-    cmd += ["-f", "null", "-"]
+    elif not has_audio:
+        return DecodeReport(frames=0, audio_samples=None, errors="", warnings="")
+    if has_audio:
+        cmd += ["-map", "0:a:0", "-f", "framecrc", "pipe:1"]
+    return _decode_report(cmd)
+
+
+def decode_range(path: Path, first: int, frames: int, fps: Fraction) -> DecodeReport:
+    """Decode ``frames`` video frames from frame ``first``, which must be a keyframe.
+
+    Counts the frames and collects decoder complaints, like :func:`decode`. The deblocking
+    filter is skipped: it cannot raise a decoding error, and it is a fifth of the work.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats"]
+    cmd += ["-skip_loop_filter", "all", "-ss", seek_text(first, fps), "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-frames:v", str(frames), "-f", "null", "-"]
+    return _decode_report(cmd)
+
+
+def _decode_report(cmd: list[str]) -> DecodeReport:
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     lines = proc.stderr.splitlines()
     frames = 0
@@ -401,13 +450,26 @@ def decode(path: Path, *, video: bool = True) -> DecodeReport:
         match = re.search(r"frame=\s*(\d+)", line)
         if match:
             frames = int(match.group(1))
-    samples = re.findall(r"Number of samples: (\d+)", proc.stderr)
     errors, warnings = complaints(lines)
     if proc.returncode != 0 and not errors:
         errors = f"ffmpeg exit code {proc.returncode}"
-    return DecodeReport(
-        frames=frames, audio_samples=int(samples[-1]) if samples else None, errors=errors, warnings=warnings
-    )
+    return DecodeReport(frames=frames, audio_samples=_samples(proc.stdout), errors=errors, warnings=warnings)
+
+
+def _samples(listing: str) -> int | None:
+    """Audio samples in a ``framecrc`` listing of decoded audio (None if it lists none)."""
+    header: dict[str, str] = {}
+    ticks = 0
+    for line in listing.splitlines():
+        if line.startswith("#"):
+            name, _, value = line[1:].partition(":")
+            header[name.split()[0]] = value.strip()
+        elif line.strip():
+            ticks += int(line.split(",")[3])
+    if header.get("media_type") != "audio" or "sample_rate" not in header:
+        return None
+    num, _, den = header.get("tb", "1/1").partition("/")
+    return round(ticks * Fraction(int(num), int(den or 1)) * int(header["sample_rate"]))
 
 
 def extract_frame(path: Path, time_s: Fraction, dest: Path) -> None:
@@ -663,6 +725,7 @@ class PacketInfo:
 _FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*0x[0-9a-f]+(.*)$")
 
 
+@_while_unchanged
 def packets(path: Path) -> PacketInfo:
     """List the first video stream's packets with ``-f framecrc`` (stream copy, fast)."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
@@ -765,15 +828,23 @@ def encode_span(
     fps: Fraction,
     dest: Path,
     on_progress: ProgressFn | None = None,
+    *,
+    single_thread: bool = False,
 ) -> None:
-    """Encode a short piece: the inputs joined by crossfades (0 = cut), same settings as bodies."""
+    """Encode a short piece: the inputs joined by crossfades (0 = cut), same settings as bodies.
+
+    ``single_thread`` keeps decoders, filters and x264 to one thread each, for a caller that
+    runs one job per core (threads cannot speed up a one-second piece much, and they take
+    the core another job needs). Threads do not change the codec parameters x264 writes.
+    """
     frames = sum(i.frames for i in inputs) - sum(fades)
+    threads = {"threads": 1} if single_thread else {}
     with atomic_output(dest) as tmp:
         legs = []
         for item in inputs:
             # Input seeking lands on the keyframe exactly (see seek_text); the trim then skips
             # the frames between it and the first one wanted.
-            source = _input(str(item.path), len(legs), ss=seek_text(item.seek, fps)).video
+            source = _input(str(item.path), len(legs), ss=seek_text(item.seek, fps), **threads).video
             legs.append(_video_chain(source, item.first - item.seek, item.frames, width, height, fps))
         video, length = legs[0], inputs[0].frames
         for k, fade in enumerate(fades):
@@ -784,6 +855,8 @@ def encode_span(
             length += inputs[k + 1].frames - fade
         args = ffmpeg_graph.output(video, str(tmp), f="mp4").compile(cmd=ffmpeg_exe())
         encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", str(frames)]
+        if single_thread:
+            encode += ["-threads", "1", "-filter_complex_threads", "1"]
         run(
             [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]],
             total_frames=frames,
@@ -827,50 +900,49 @@ def _audio_mix(comp: Composition) -> tuple[list[ffmpeg_graph.nodes.FilterableStr
     return legs, audio.filter("apad").filter("atrim", end_sample=comp.samples)
 
 
-def assemble_args(pieces: Sequence[Path], comp: Composition, listing: Path, dest: Path) -> list[str]:
-    """The final call: concat the video pieces by stream copy, mix and encode the audio once."""
-    listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in pieces))
-    # The concat input is decoded only for the check (see assemble); the copy takes its packets
-    # as they are. Deblocking cannot raise a decoding error, so the check skips it.
-    video = ffmpeg_graph.input(str(listing), f="concat", safe=0, skip_loop_filter="all").video
+def encode_audio(comp: Composition, dest: Path) -> None:
+    """The composition's audio alone, mixed as :func:`compose` mixes it, encoded once (AAC).
+
+    Run beside the video pieces of a smart assembly; the last call copies it as it is
+    (remuxing keeps AAC's priming, so the decoded samples are those of a direct encode).
+    """
     _, audio = _audio_mix(comp)
-    streams = [video] if audio is None else [video, audio]
-    args = ffmpeg_graph.output(*streams, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
-    encode = ["-c:v", "copy", *timescale_args(comp.fps), "-frames:v", str(comp.frames)]
+    if audio is None:
+        raise ValueError("the composition has no audio")
+    args = ffmpeg_graph.output(audio, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
+    run(
+        [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *audio_args(), "-vn", args[-1]],
+        what=f"mixing the audio for {dest.name}",
+    )
+
+
+def assemble_args(
+    pieces: Sequence[Path], comp: Composition, listing: Path, dest: Path, audio: Path | None
+) -> list[str]:
+    """The final call: concat the video pieces and add the encoded audio, all by stream copy."""
+    listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in pieces))
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
     if audio is not None:
-        encode += audio_args()
-    encode += ["-movflags", "+faststart"]
-    return [*args[:-1], *encode, args[-1]]
+        cmd += ["-i", str(audio), "-map", "1:a:0"]
+    cmd += ["-map", "0:v:0", "-c", "copy", *timescale_args(comp.fps), "-frames:v", str(comp.frames)]
+    return [*cmd, "-movflags", "+faststart", "-f", "mp4", str(dest)]
 
 
 def assemble(
     pieces: Sequence[Path],
     comp: Composition,
     dest: Path,
+    audio: Path | None = None,
     on_progress: ProgressFn | None = None,
-    *,
-    check: bool = True,
-) -> DecodeReport | None:
-    """Write ``dest`` from video pieces that share one encoding, with the composition's audio.
-
-    With ``check`` the same call decodes the video packets it writes (a second, null output)
-    and returns the decoder's errors and warnings (frames and audio are left to the caller:
-    count them in the written file); without it, it only copies and returns None.
-    """
+) -> None:
+    """Write ``dest`` from video pieces that share one encoding and the audio encoded beside."""
     with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
-        args = assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp)
-        decode_too = ["-map", "0:v:0", "-f", "null", "-"] if check else []
-        lines = run(
-            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:], *decode_too],
+        run(
+            assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp, audio),
             total_frames=comp.frames,
             on_progress=on_progress,
             what=f"assembling {dest.name}",
-            loglevel="level+warning",
         )
-    if not check:
-        return None
-    errors, warnings = complaints(lines)
-    return DecodeReport(frames=0, audio_samples=None, errors=errors, warnings=warnings)
 
 
 def frame_hashes(path: Path) -> list[str]:

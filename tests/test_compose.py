@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,3 +100,28 @@ def test_compose_failure_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(MediaError):
         ffmpeg.compose(comp, out)
     assert list(tmp_path.iterdir()) == [broken]
+
+
+def test_strict_verify_finds_a_frame_off_the_grid(make_clip: MakeClip, tmp_path: Path) -> None:
+    # 48 frames with a one-frame hole after frame 23: the count is right, the timing is not.
+    clip = make_clip("hole", seconds=2, source="testsrc2", audio_hz=None)
+    holed = tmp_path / "holed.mp4"
+    args = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-vf", "settb=1/24,setpts=N+gte(N\\,24)"]
+    args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-video_track_timescale", "24"]
+    subprocess.run([*args, str(holed)], check=True)
+    comp = build([Leg(clip, 48, False)], [], 160, 96, Fraction(24), False)
+    assert verify(holed, comp).frames == 48
+    with pytest.raises(MediaError, match="off the 24 fps grid"):
+        verify(holed, comp, strict=True)
+
+
+def test_probes_are_remembered_only_while_the_file_is_the_same(make_clip: MakeClip, tmp_path: Path) -> None:
+    small, large = make_clip("small", size="160x96"), make_clip("large", size="192x96")
+    dest = tmp_path / "clip.mp4"
+    shutil.copyfile(small, dest)
+    assert ffmpeg.probe(dest).width == 160
+    replacement = tmp_path / "new.mp4"
+    shutil.copyfile(large, replacement)
+    replacement.replace(dest)  # how composer replaces files: a rename, never a rewrite
+    assert ffmpeg.probe(dest).width == 192
+    assert ffmpeg.packets(dest).width == 192

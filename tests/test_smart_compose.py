@@ -46,6 +46,16 @@ def test_plan_copies_bodies_and_encodes_only_the_windows() -> None:
     assert plan.encoded_frames == 12 and plan.copied_frames == comp.frames - 12
 
 
+def test_the_check_decodes_the_joins_and_only_the_bodies_nobody_has_decoded() -> None:
+    legs = [Leg(Path("a"), 60, True), Leg(Path("b"), 66, True), Leg(Path("c"), 50, True)]
+    comp = build(legs, [12, 0], 320, 180, FPS, True)
+    plan = smart_plan(comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(legs)])
+    # The first second of every body; the span whole and a second past it, into the body after.
+    assert smart.join_windows(comp, plan) == [(0, 24), (48, 36), (114, 24)]
+    # Leg b's body came from a clip used as it is and never decoded: read it whole.
+    assert smart.join_windows(comp, plan, whole={1}) == [(0, 24), (48, 90)]
+
+
 def smart_span_part(leg: int, first: int, frames: int):  # small helper for readable expectations
     from composer.compose.graph import SpanPart
 

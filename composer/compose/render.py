@@ -77,25 +77,21 @@ def prepare_take(
 
 
 def verify(
-    path: Path, comp: Composition, *, strict: bool = False, video: ffmpeg.DecodeReport | None = None
+    path: Path, comp: Composition, *, strict: bool = False, decoded: ffmpeg.DecodeReport | None = None
 ) -> OutputCheck:
     """Decode ``path`` fully; MediaError unless frames and audio are exactly as planned.
 
-    ``strict`` adds what a stitched file must also show: no decoder warnings, start at 0.
-    ``video`` is the decoder's report on the video packets as they were written (the smart
-    assembly decodes them in the same call): then only the audio is decoded again, and the
+    ``strict`` adds what a stitched file must also show: no decoder warnings, every frame
+    on the frame grid from 0. ``decoded`` is what the decoder already said of the file (the
+    smart assembly decodes its joins and its audio): then nothing is decoded again, and the
     frames are counted from the file's packets.
     """
-    if video is None:
+    info = ffmpeg.packets(path) if strict or decoded is not None else None
+    if decoded is None:
         report = ffmpeg.decode(path)
     else:
-        audio = ffmpeg.decode(path, video=False)
-        report = ffmpeg.DecodeReport(
-            frames=ffmpeg.packets(path).frames,
-            audio_samples=audio.audio_samples,
-            errors="\n".join(filter(None, (video.errors, audio.errors))),
-            warnings="\n".join(filter(None, (video.warnings, audio.warnings))),
-        )
+        assert info is not None
+        report = replace(decoded, frames=info.frames)
     expected_samples = comp.samples if comp.audio else None
     if report.errors:
         raise MediaError(f"{path.name} does not decode cleanly: {report.errors[:500]}")
@@ -108,10 +104,15 @@ def verify(
     if strict:
         if report.warnings:
             raise MediaError(f"{path.name} decodes with warnings: {report.warnings[:500]}")
+        assert info is not None
         start = ffmpeg.probe(path).start_s
-        first_pts = min(ffmpeg.packets(path).pts, default=0)
+        first_pts = min(info.pts, default=0)
         if start not in (None, 0.0) or first_pts != 0:
             raise MediaError(f"{path.name} starts at {start} s (first frame at {first_pts}), not 0")
+        # Every picture exactly one frame after the one before: no gap or overlap at a join.
+        tick = 1 / comp.fps / info.time_base
+        if sorted(info.pts) != [round(i * tick) for i in range(len(info.pts))]:
+            raise MediaError(f"{path.name} has frames off the {comp.fps} fps grid (a join slipped)")
     return OutputCheck(report.frames, report.audio_samples, comp.frames, expected_samples)
 
 
@@ -129,9 +130,16 @@ def compose_output(
 
     Tries the smart path first (when ``smart_path``), and falls back to the full re-encode
     when it is refused or its file fails a check; the returned check says which and why.
+    Takes are known to decode (downloads are decoded before they enter the cache, local
+    takes come from composer's encoder), so only the joins of the stitched file are decoded.
     """
     return compose_composition(
-        composition_for(output, spec, takes), dest, on_progress, smart_path=smart_path, cache_dir=cache_dir
+        composition_for(output, spec, takes),
+        dest,
+        on_progress,
+        smart_path=smart_path,
+        cache_dir=cache_dir,
+        known_good=True,
     )
 
 
@@ -142,13 +150,19 @@ def compose_composition(
     *,
     smart_path: bool = True,
     cache_dir: Path | None = None,
+    known_good: bool = False,
 ) -> OutputCheck:
-    """The two-path render of any composition (used by outputs and by ``compose_clips``)."""
+    """The two-path render of any composition (used by outputs and by ``compose_clips``).
+
+    ``known_good``: the clips decoded cleanly before (see :func:`smart.assemble`).
+    """
     reason = "smart path turned off"
     if smart_path:
         try:
-            result = smart.compose_smart(comp, dest, cache_dir=cache_dir, on_progress=on_progress)
-            check = verify(dest, comp, strict=True, video=result.decoded)
+            result = smart.compose_smart(
+                comp, dest, cache_dir=cache_dir, on_progress=on_progress, known_good=known_good
+            )
+            check = verify(dest, comp, strict=True, decoded=result.decoded)
             return replace(
                 check,
                 method="smart",

@@ -4,9 +4,10 @@ What lives here: running a :class:`~composer.compose.graph.Composition` the fast
 is first brought to the output encoding (:mod:`composer.compose.normalize`, usually done long
 before, as each take is accepted); then every body between two crossfades is copied packet for
 packet, only the crossfade windows (and any frames that cannot be copied) are encoded again
-with the very same x264 settings, the pieces are joined with the concat demuxer, and the audio
-of the original clips is mixed with ``acrossfade`` and encoded once, in that same last call.
-One progress callback covers every step.
+with the very same x264 settings, and the audio of the original clips is mixed with
+``acrossfade`` and encoded once, side by side with those encodes; one stream copy (the concat
+demuxer) then joins it all. The file written is decoded around every join, where stitching
+can go wrong. One progress callback covers every step.
 
 The fast path is refused (:class:`SmartUnavailable`, with the reason in words) when the pieces
 cannot be made compatible: a leg shorter than its two crossfades, or pieces whose codec
@@ -22,7 +23,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class SmartUnavailable(Exception):
 @dataclass(frozen=True)
 class SmartResult:
     plan: SmartPlan
-    decoded: ffmpeg.DecodeReport  # the video as decoded while it was written (no frame count)
+    decoded: ffmpeg.DecodeReport  # the decoder's word on the joins (and unchecked bodies)
     normalized_frames: int  # frames encoded by normalisation during this call
     reused_legs: int  # legs whose clip already carried the output encoding
     normalize_s: float
@@ -106,12 +107,16 @@ def assemble(
     on_progress: ffmpeg.ProgressFn | None = None,
     progress: _Progress | None = None,
     check: bool = True,
+    known_good: bool = False,
 ) -> tuple[SmartPlan, ffmpeg.DecodeReport | None]:
     """Write ``dest`` from legs already in the output encoding (see :func:`normalize_take`).
 
-    Returns the plan and, with ``check``, what the decoder said of the video written
-    (decoded in the same call, see :func:`composer.ffmpeg.assemble`). Raises
-    SmartUnavailable when the legs cannot be joined by stream copy.
+    The crossfade spans, the body copies and the audio are made side by side, then joined by
+    one stream copy. Returns the plan and, with ``check``, what the decoder said of the file
+    around every join (:func:`join_windows`). ``known_good`` says the clips were decoded
+    cleanly before (a render's takes: checked on download, or written by composer's encoder),
+    so bodies copied from them as they are need not be decoded again; otherwise those bodies
+    are decoded whole. Raises SmartUnavailable when the legs cannot be joined by stream copy.
     """
     reference = reference_extradata(comp.width, comp.height, comp.fps)
     for index, leg in enumerate(legs):
@@ -128,8 +133,14 @@ def assemble(
         progress = _Progress(on_progress, comp.frames, _assembly_weights(comp, plan))
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.pieces.") as work:
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
+        audio = Path(work) / "audio.m4a" if comp.audio else None
 
         def make(n: int) -> None:
+            if n < 0:  # the audio: mixing and encoding a minute of it takes as long as a span
+                assert audio is not None
+                ffmpeg.encode_audio(comp, audio)
+                progress.step("audio", 1)(1)
+                return
             piece, out = plan.pieces[n], files[n]
             if isinstance(piece, Copy):
                 leg = legs[piece.leg]
@@ -144,12 +155,14 @@ def assemble(
                     comp.fps,
                     out,
                     on_progress=progress.step(f"piece{n}", piece.frames),
+                    single_thread=True,
                 )
 
-        # Encodes of short pieces spend much of their time starting up (decoder, lookahead);
-        # two at a time keeps both cores busy.
-        with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
-            list(pool.map(make, range(len(plan.pieces))))
+        # One single-threaded job per core: the audio (the longest) first, then the spans,
+        # then the copies. Threads inside these short jobs would only take the audio's core.
+        order = ([-1] if audio else []) + sorted(range(len(plan.pieces)), key=lambda n: isinstance(plan.pieces[n], Copy))
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            list(pool.map(make, order))
         for n, piece in enumerate(plan.pieces):
             if isinstance(piece, Span):
                 extradata = ffmpeg.packets(files[n]).extradata
@@ -158,8 +171,66 @@ def assemble(
                         f"a re-encoded crossfade got codec parameters that differ from the bodies' "
                         f"({extradata} vs {reference})"
                     )
-        decoded = ffmpeg.assemble(files, comp, dest, on_progress=progress.step("mux", comp.frames), check=check)
-    return plan, decoded
+        ffmpeg.assemble(files, comp, dest, audio, on_progress=progress.step("mux", comp.frames))
+    if not check:
+        return plan, None
+    unchecked = set() if known_good else {i for i, leg in enumerate(legs) if leg.reused}
+    return plan, check_joins(dest, comp, plan, whole=unchecked)
+
+
+def join_windows(comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset()) -> list[tuple[int, int]]:
+    """The ``(first frame, frames)`` ranges of the output that the decode check reads.
+
+    Every piece starts with an IDR frame. A re-encoded span is read whole and on for a second
+    into the piece after it, across that join; a copied body for its first second (the join
+    into it: the rest are packets that decoded cleanly before), or whole when it comes from a
+    leg in ``whole`` (a clip nobody has decoded yet). Overlaps merge.
+    """
+    second = max(1, round(comp.fps))
+    ranges: list[tuple[int, int]] = []
+    for n, piece in enumerate(plan.pieces):
+        if isinstance(piece, Span):
+            after = plan.pieces[n + 1].frames if n + 1 < len(plan.pieces) else 0
+            ranges.append((piece.at, piece.at + piece.frames + min(after, second)))
+        else:
+            ranges.append((piece.at, piece.at + (piece.frames if piece.leg in whole else min(piece.frames, second))))
+    merged: list[tuple[int, int]] = []
+    for first, end in ranges:
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((first, end))
+    return [(first, end - first) for first, end in merged]
+
+
+def check_joins(
+    dest: Path, comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset()
+) -> ffmpeg.DecodeReport:
+    """Decode :func:`join_windows` of ``dest`` and its whole audio, side by side; one report.
+
+    A window that gives fewer frames than it should is an error: a join lost pictures.
+    """
+    windows = join_windows(comp, plan, whole)
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        sound = pool.submit(ffmpeg.decode, dest, video=False) if comp.audio else None
+        reports = list(pool.map(lambda w: ffmpeg.decode_range(dest, w[0], w[1], comp.fps), windows))
+        audio = sound.result() if sound else None
+    errors = [r.errors for r in reports if r.errors]
+    errors += [
+        f"frames {first}-{first + frames - 1} decoded to {r.frames} frames, not {frames}"
+        for (first, frames), r in zip(windows, reports, strict=True)
+        if r.frames != frames
+    ]
+    warnings = [r.warnings for r in reports if r.warnings]
+    if audio is not None:
+        errors += [audio.errors] if audio.errors else []
+        warnings += [audio.warnings] if audio.warnings else []
+    return ffmpeg.DecodeReport(
+        frames=sum(r.frames for r in reports),
+        audio_samples=audio.audio_samples if audio else None,
+        errors="\n".join(errors),
+        warnings="\n".join(warnings),
+    )
 
 
 def _assembly_weights(comp: Composition, plan: SmartPlan) -> dict[str, float]:
@@ -167,7 +238,8 @@ def _assembly_weights(comp: Composition, plan: SmartPlan) -> dict[str, float]:
     for n, piece in enumerate(plan.pieces):
         # A copy costs about as much as encoding 1/50 of its frames; a span, its frames.
         weights[f"piece{n}"] = piece.frames / 50 if isinstance(piece, Copy) else float(piece.frames)
-    weights["mux"] = comp.frames / 25  # copying every packet plus mixing and encoding the audio
+    weights["audio"] = comp.frames / 25 if comp.audio else 0.0  # mixing and encoding it
+    weights["mux"] = comp.frames / 100  # copying every packet
     return weights
 
 
@@ -178,10 +250,12 @@ def compose_smart(
     cache_dir: Path | None = None,
     on_progress: ffmpeg.ProgressFn | None = None,
     allow_reuse: bool = True,
+    known_good: bool = False,
 ) -> SmartResult:
     """Normalise whatever legs are not yet normalised (cached), then :func:`assemble`.
 
-    ``cache_dir`` None keeps each normalised file beside its clip (the take's folder).
+    ``cache_dir`` None keeps each normalised file beside its clip (the take's folder);
+    ``known_good`` as in :func:`assemble`.
     """
     check_feasible(comp)
     specs = [leg_spec(comp, i) for i in range(len(comp.legs))]
@@ -206,7 +280,7 @@ def compose_smart(
     with ThreadPoolExecutor(max_workers=2) as pool:
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
-    plan, decoded = assemble(comp, legs, dest, progress=progress)
+    plan, decoded = assemble(comp, legs, dest, progress=progress, known_good=known_good)
     assert decoded is not None  # checked by default
     return SmartResult(
         plan=plan,
