@@ -104,11 +104,14 @@ def lint(storyboard: str | Path | LoadedStoryboard) -> list[LintWarning]:
     return lint_storyboard(storyboard)
 
 
-def analyze(clip: str | Path, *, camera: CameraPlan | None = None) -> ClipAnalysis:
-    """Drift, jumps and cuts in any clip (``composer analyze``); ``camera="static"`` also judges camera drift."""
+def analyze(clip: str | Path, *, camera: CameraPlan | None = None, fast: bool = False) -> ClipAnalysis:
+    """Drift, jumps and cuts in any clip (``composer analyze``); ``camera="static"`` also judges camera drift.
+
+    ``fast`` reads only the frames other frames refer to (``composer analyze --fast``).
+    """
     from composer.analysis import analyze_clip
 
-    return analyze_clip(Path(clip), camera_planned=camera)
+    return analyze_clip(Path(clip), camera_planned=camera, fast=fast)
 
 
 def score_seams(clips: Sequence[str | Path]) -> list[SeamResult]:

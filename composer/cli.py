@@ -300,7 +300,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise ComposerError(f"{path}: no such file")
-    results = [analyze_clip(p, with_curves=args.html is not None) for p in paths]
+    results = [analyze_clip(p, with_curves=args.html is not None, fast=args.fast) for p in paths]
     seams = score_seams(paths) if args.seams and len(paths) > 1 else []
     if args.json:
         # Curves are for the page; the JSON keeps the per-clip facts and verdicts.
@@ -477,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--html", metavar="FILE", help="also write a drift report page")
     p.add_argument("--seams", action="store_true", help="score each join between consecutive clips")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="read only the frames others refer to (about every other one): quicker triage of long footage",
+    )
     p.add_argument(
         "--fail-on", choices=["warn", "regenerate"], help="exit 1 when anything reaches this level"
     )

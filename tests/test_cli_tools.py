@@ -24,6 +24,17 @@ def test_analyze_json_has_the_documented_shape(make_clip: MakeClip, capsys: pyte
     assert len(data["seams"]) == 1 and data["seams"][0]["verdict"] == "regenerate"  # two different pictures
 
 
+def test_analyze_fast_reads_only_the_reference_frames(make_clip: MakeClip, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = make_clip("an_bframes", seconds=3, source="testsrc2", extra_video=["-preset", "veryfast"])
+    results = []
+    for extra in ([], ["--fast"]):
+        assert main(["analyze", str(clip), "--json", *extra]) == 0
+        results.append(json.loads(capsys.readouterr().out)["clips"][0])
+    full, fast = results
+    assert full["frames_analyzed"] == 72 and 30 <= fast["frames_analyzed"] <= 45  # x264 B-frames skipped
+    assert set(fast) == set(full) and fast["duration_s"] == full["duration_s"] and fast["fps"] == 24
+
+
 def test_analyze_fail_on_and_html(make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = make_clip("an_a", seconds=3, source="testsrc2")
     b = make_clip("an_b", seconds=3, source="smptebars")

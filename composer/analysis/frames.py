@@ -105,6 +105,13 @@ def stream(
         yield TimedFrame(index=index, t_s=offset + index / float(fps), bgr=bgr)
 
 
+def reference_stream(path: Path, size: tuple[int, int]) -> Iterator[TimedFrame]:
+    """The fast scan's frames: those other frames refer to, with their own times (see
+    ``composer.ffmpeg.read_reference_frames``; about every other frame, unevenly spaced)."""
+    for index, (t_s, bgr) in enumerate(ffmpeg.read_reference_frames(path, *size)):
+        yield TimedFrame(index=index, t_s=t_s, bgr=bgr)
+
+
 def last_frames(path: Path, size: tuple[int, int], fps: Fraction, count: int) -> list[TimedFrame]:
     """The last ``count`` frames of a clip (decodes only its last second or so)."""
     geo = geometry(path)

@@ -97,13 +97,18 @@ class PairSeries:
     warp_resid: list[float] = field(default_factory=list)
     inliers: list[float] = field(default_factory=list)
 
-    def append(self, pair: PairMetrics) -> None:
+    def append(self, pair: PairMetrics, steps: float = 1.0) -> None:
+        """Add the next pair; ``steps`` is how many nominal frame steps apart its frames are.
+
+        Camera motion is divided by ``steps`` so that a pair one step short (the fast scan's
+        frames are not evenly spaced) does not read as a jump of a steady pan.
+        """
         self.hist_dist.append(pair.hist_dist)
         self.d_lightness.append(abs(pair.d_lightness))
         self.d_chroma.append(abs(pair.d_chroma))
-        self.vx.append(pair.motion.vx)
-        self.vy.append(pair.motion.vy)
-        self.log_scale.append(math.log(max(pair.motion.scale, 1e-6)))
+        self.vx.append(pair.motion.vx / steps)
+        self.vy.append(pair.motion.vy / steps)
+        self.log_scale.append(math.log(max(pair.motion.scale, 1e-6)) / steps)
         self.resid_area.append(pair.motion.resid_area)
         self.warp_resid.append(pair.motion.warp_resid)
         self.inliers.append(pair.motion.inliers)
