@@ -13,9 +13,9 @@ prints, in one table:
   while the other segments are still generating (per take, summed);
 * ``assembly``: composer's smart assembly from the normalised takes, like the full re-encode
   without any check of the file written;
-* ``assembly + check``: the same as a render runs it, decoding the video it writes in the
-  same call (the tail a user waits for when the last take was generated straight into the
-  output encoding);
+* ``assembly + check``: the same as a render runs it, then decoding the file written around
+  its joins and its audio (the tail a user waits for when the last take was generated straight
+  into the output encoding);
 * ``tail``: normalising the last take plus the checked assembly (the tail when the last take
   comes from an API in another encoding).
 

@@ -307,7 +307,7 @@ def _while_unchanged(fn: Callable[[Path], _T]) -> Callable[[Path], _T]:
     Files are only ever replaced by rename (atomic writes), which changes the inode.
     """
 
-    @lru_cache(maxsize=512)
+    @lru_cache(maxsize=64)  # a render's takes and outputs; a packet listing is ~100 kB per minute
     def cached(path: Path, state: tuple[int, int, int]) -> _T:
         return fn(path)
 
@@ -833,9 +833,10 @@ def encode_span(
 ) -> None:
     """Encode a short piece: the inputs joined by crossfades (0 = cut), same settings as bodies.
 
-    ``single_thread`` keeps decoders, filters and x264 to one thread each, for a caller that
-    runs one job per core (threads cannot speed up a one-second piece much, and they take
-    the core another job needs). Threads do not change the codec parameters x264 writes.
+    ``single_thread`` keeps the decoders and filters to one thread each, for a caller that
+    runs one job per core; x264 keeps its threads, so a span left alone once the other jobs
+    are done uses every core (measured: 4.5 -> 4.1 s for a 1080p assembly against one
+    thread for x264 too). Threads do not change the codec parameters x264 writes.
     """
     frames = sum(i.frames for i in inputs) - sum(fades)
     threads = {"threads": 1} if single_thread else {}
@@ -856,7 +857,7 @@ def encode_span(
         args = ffmpeg_graph.output(video, str(tmp), f="mp4").compile(cmd=ffmpeg_exe())
         encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", str(frames)]
         if single_thread:
-            encode += ["-threads", "1", "-filter_complex_threads", "1"]
+            encode += ["-filter_complex_threads", "1"]
         run(
             [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]],
             total_frames=frames,

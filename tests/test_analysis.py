@@ -300,6 +300,11 @@ def test_reader_stops_ffmpeg_when_the_consumer_stops(source: Path) -> None:
     frames.close()
     assert _ffmpeg_children() == []
     assert sum(1 for _ in ffmpeg.read_frames(source, 160, 90, start_s=1.0, duration_s=1.0)) == 24
+    timed = ffmpeg.read_reference_frames(source, 160, 90)
+    first, second = next(timed)[0], next(timed)[0]
+    assert first == 0.0 and second > 0.0
+    timed.close()
+    assert _ffmpeg_children() == []
 
 
 def test_reader_reports_bad_input(folder: Path) -> None:
@@ -307,6 +312,8 @@ def test_reader_reports_bad_input(folder: Path) -> None:
     bad.write_bytes(b"nothing here")
     with pytest.raises(MediaError):
         analyze_clip(bad)
+    with pytest.raises(MediaError, match=r"not_a_video\.mp4 for analysis failed"):
+        list(ffmpeg.read_reference_frames(bad, 160, 90))
 
 
 def test_ffmpeg_scaling_matches_cv2_scaling(source: Path) -> None:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from composer import ffmpeg
@@ -135,12 +136,11 @@ def assemble(
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
         audio = Path(work) / "audio.m4a" if comp.audio else None
 
+        def mix(path: Path) -> None:
+            ffmpeg.encode_audio(comp, path)
+            progress.step("audio", 1)(1)
+
         def make(n: int) -> None:
-            if n < 0:  # the audio: mixing and encoding a minute of it takes as long as a span
-                assert audio is not None
-                ffmpeg.encode_audio(comp, audio)
-                progress.step("audio", 1)(1)
-                return
             piece, out = plan.pieces[n], files[n]
             if isinstance(piece, Copy):
                 leg = legs[piece.leg]
@@ -158,11 +158,14 @@ def assemble(
                     single_thread=True,
                 )
 
-        # One single-threaded job per core: the audio (the longest) first, then the spans,
-        # then the copies. Threads inside these short jobs would only take the audio's core.
-        order = ([-1] if audio else []) + sorted(range(len(plan.pieces)), key=lambda n: isinstance(plan.pieces[n], Copy))
+        # One job per core, the longest first: the audio (one thread), then the spans (their
+        # decoders on one thread; x264 takes what is left), then the copies.
+        jobs = [partial(mix, audio)] if audio else []
+        jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Span)]
+        jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy)]
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            list(pool.map(make, order))
+            for done in [pool.submit(job) for job in jobs]:
+                done.result()
         for n, piece in enumerate(plan.pieces):
             if isinstance(piece, Span):
                 extradata = ffmpeg.packets(files[n]).extradata
