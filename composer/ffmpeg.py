@@ -458,18 +458,32 @@ def _decode_report(cmd: list[str]) -> DecodeReport:
 
 def _samples(listing: str) -> int | None:
     """Audio samples in a ``framecrc`` listing of decoded audio (None if it lists none)."""
+    header, rows = _framecrc(listing)
+    if header.get("media_type") != "audio" or "sample_rate" not in header:
+        return None
+    ticks = sum(int(row.group(3)) for row in rows)
+    return round(ticks * _time_base(header) * int(header["sample_rate"]))
+
+
+_FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*0x[0-9a-f]+(.*)$")
+
+
+def _framecrc(listing: str) -> tuple[dict[str, str], list[re.Match[str]]]:
+    """A ``-f framecrc`` listing of one stream: its ``#name: value`` header, and its rows."""
     header: dict[str, str] = {}
-    ticks = 0
+    rows = []
     for line in listing.splitlines():
         if line.startswith("#"):
             name, _, value = line[1:].partition(":")
             header[name.split()[0]] = value.strip()
-        elif line.strip():
-            ticks += int(line.split(",")[3])
-    if header.get("media_type") != "audio" or "sample_rate" not in header:
-        return None
+        elif match := _FRAMECRC_RE.match(line):
+            rows.append(match)
+    return header, rows
+
+
+def _time_base(header: dict[str, str]) -> Fraction:
     num, _, den = header.get("tb", "1/1").partition("/")
-    return round(ticks * Fraction(int(num), int(den or 1)) * int(header["sample_rate"]))
+    return Fraction(int(num), int(den or 1))
 
 
 def extract_frame(path: Path, time_s: Fraction, dest: Path) -> None:
@@ -722,9 +736,6 @@ class PacketInfo:
         return {rank[i] for i, key in enumerate(self.keys) if key}
 
 
-_FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*0x[0-9a-f]+(.*)$")
-
-
 @_while_unchanged
 def packets(path: Path) -> PacketInfo:
     """List the first video stream's packets with ``-f framecrc`` (stream copy, fast)."""
@@ -733,27 +744,16 @@ def packets(path: Path) -> PacketInfo:
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode != 0:
         raise MediaError(f"cannot read the packets of {path}: {proc.stderr.strip()[-300:]}")
-    header: dict[str, str] = {}
-    pts: list[int] = []
-    durations: list[int] = []
-    keys: list[bool] = []
-    for line in proc.stdout.splitlines():
-        if line.startswith("#"):
-            name, _, value = line[1:].partition(":")
-            header[name.split()[0]] = value.strip()
-            continue
-        match = _FRAMECRC_RE.match(line)
-        if match:
-            pts.append(int(match.group(2)))
-            durations.append(int(match.group(3)))
-            # framecrc prints F=0x.. only when the flags are not exactly "key".
-            flags = re.search(r"F=0x([0-9A-Fa-f]+)", match.group(5))
-            keys.append(flags is None or bool(int(flags.group(1), 16) & 1))
-    num, _, den = header.get("tb", "1/1").partition("/")
+    header, rows = _framecrc(proc.stdout)
+    pts = [int(row.group(2)) for row in rows]
+    durations = [int(row.group(3)) for row in rows]
+    # framecrc prints F=0x.. only when the flags are not exactly "key".
+    flags = [re.search(r"F=0x([0-9A-Fa-f]+)", row.group(5)) for row in rows]
+    keys = [flag is None or bool(int(flag.group(1), 16) & 1) for flag in flags]
     width, _, height = header.get("dimensions", "0x0").partition("x")
     extradata = " ".join(header.get("extradata", "").replace(",", " ").split())
     return PacketInfo(
-        time_base=Fraction(int(num), int(den or 1)),
+        time_base=_time_base(header),
         extradata=extradata,
         codec=header.get("codec_id", ""),
         width=int(width or 0),
@@ -1020,8 +1020,7 @@ def read_frames(
     if fps is not None:
         rate = fps_text(fps) if isinstance(fps, Fraction) else f"{float(fps):.6f}"
         filters.append(f"fps={rate}")
-    # Square the pixels first (a no-op pass-through for square-pixel input), then scale.
-    filters += ["scale='trunc(iw*sar/2)*2':ih", "setsar=1", f"scale={width}:{height}:flags=area"]
+    filters += _analysis_scale(width, height)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
     if fast_decode:
         cmd += ["-skip_loop_filter", "all"]
@@ -1040,6 +1039,11 @@ def read_frames(
         message = stderr.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise MediaError(f"decoding {path} for analysis failed: {message[-400:] or f'exit code {proc.returncode}'}")
+
+
+def _analysis_scale(width: int, height: int) -> list[str]:
+    # Square the pixels first (a no-op pass-through for square-pixel input), then scale.
+    return ["scale='trunc(iw*sar/2)*2':ih", "setsar=1", f"scale={width}:{height}:flags=area"]
 
 
 def _pump_frames(proc: subprocess.Popen[bytes], width: int, height: int, prefetch: int) -> Iterator[np.ndarray]:
@@ -1093,7 +1097,7 @@ def read_reference_frames(path: Path, width: int, height: int, *, prefetch: int 
     about a third less. The spacing is then irregular, so each frame comes with its time
     (from ``showinfo``, counted from the first frame). Geometry as in :func:`read_frames`.
     """
-    filters = ["scale='trunc(iw*sar/2)*2':ih", "setsar=1", f"scale={width}:{height}:flags=area", "showinfo"]
+    filters = [*_analysis_scale(width, height), "showinfo"]
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-nostats"]
     cmd += ["-threads", "1", "-skip_loop_filter", "all", "-skip_frame", "noref", "-i", str(path)]
     cmd += ["-map", "0:v:0", "-an", "-sn", "-vf", ",".join(filters), "-fps_mode", "passthrough"]
