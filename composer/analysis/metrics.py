@@ -47,6 +47,8 @@ class FrameFeatures:
     bgr: np.ndarray  # analysis size
     gray: np.ndarray  # uint8, analysis size, for flow
     small: np.ndarray  # BGR at half size
+    hsv: np.ndarray  # ``small`` in HSV and in Lab: kept for the comparisons with the anchor
+    lab: np.ndarray
     blur: np.ndarray  # float32 blurred grey at half size, for residual and NCC
     hist: np.ndarray  # H-S histogram, L1-normalised float32
     lightness: float  # mean L* (0-100)
@@ -65,6 +67,8 @@ def frame_features(bgr: np.ndarray) -> FrameFeatures:
         bgr=bgr,
         gray=cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
         small=small,
+        hsv=hsv,
+        lab=lab,
         blur=cv2.GaussianBlur(small_gray.astype(np.float32), (0, 0), BLUR_SIGMA / SMALL),
         hist=hs_hist(hsv, None),
         lightness=lightness,
@@ -255,10 +259,10 @@ def compare_registered(anchor: FrameFeatures, cur: FrameFeatures, transform: np.
     denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
     ncc = float(np.dot(a, b)) / denom if denom > 1e-6 else 1.0
     hsv_a = cv2.cvtColor(warped_bgr, cv2.COLOR_BGR2HSV)
-    hsv_b = cv2.cvtColor(cur.small, cv2.COLOR_BGR2HSV)
+    hsv_b = cur.hsv
     hist_sim = 1.0 - bhattacharyya(hs_hist(hsv_a, mask), hs_hist(hsv_b, mask))
     la, ca = _lab_means(cv2.cvtColor(warped_bgr, cv2.COLOR_BGR2Lab), mask)
-    lb, cb = _lab_means(cv2.cvtColor(cur.small, cv2.COLOR_BGR2Lab), mask)
+    lb, cb = _lab_means(cur.lab, mask)
     sa = cv2.mean(hsv_a[:, :, 1], mask)[0]
     sb = cv2.mean(hsv_b[:, :, 1], mask)[0]
     return Registered(
