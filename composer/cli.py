@@ -285,12 +285,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sim(args: argparse.Namespace) -> int:
-    from composer.sim import main as sim_main
-
-    return sim_main(args.sim_args)
-
-
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from composer.analysis import analyze_clip, score_seams
     from composer.report import write_html
@@ -428,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="generate every take again and recompose every output"
     )
-    p.add_argument("--workers", type=int, default=None, help="segments generated at once (default 2)")
+    p.add_argument("--workers", type=int, default=None, help="segments generated at once (default 2, or 1 on a one-core machine)")
     p.add_argument("--no-regenerate", action="store_true", help="check drift and seams but only report")
     p.add_argument("--max-attempts", type=int, default=None, help="attempts per segment (default 3)")
     p.add_argument(
@@ -513,8 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the gemini, vertex, openai and relay protocols on loopback (the simulator)",
         add_help=False,
     )
+    # Only for the listing: main() hands everything after `sim` to the simulator's own parser,
+    # because argparse's REMAINDER in a subparser rejects options such as `--port`.
     p.add_argument("sim_args", nargs=argparse.REMAINDER, help="see `composer sim --help`")
-    p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("report", help="rebuild report.html from a render folder's report.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -548,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 3 environment, 130 stopped)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim"]:
+        from composer.sim import main as sim_main
+
+        return sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

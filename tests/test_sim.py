@@ -729,9 +729,11 @@ def test_multipart_parser_is_byte_exact() -> None:
         )
 
 
-def test_cli_prints_its_ready_line_and_stops_on_sigint() -> None:
+# `composer sim ...` is the documented command; `python -m composer.sim` the one without the script.
+@pytest.mark.parametrize("entry", [["composer.sim"], ["composer", "sim"]], ids=["module", "composer-sim"])
+def test_cli_prints_its_ready_line_and_stops_on_sigint(entry: list[str]) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "composer.sim", "--port", "0", "--faults", "500@poll=0.1"],
+        [sys.executable, "-m", *entry, "--port", "0", "--faults", "500@poll=0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
