@@ -13,6 +13,8 @@ for them.
     ├── GenerationError                a backend could not make a clip
     │   ├── RetryableError             408, 429, 5xx, network: the job runner tries again
     │   ├── TerminalError              400/401/403/404, a failed operation: retrying will not help
+    │   │   └── ModelRefused           the service refused the model or what was asked of it
+    │   │                              (unknown id, 400 to a create): the fallback model may work
     │   ├── ContentFiltered            the service's safety filter refused the request (not charged)
     │   └── BudgetExceeded             the next submission would pass --budget
     ├── MediaError                     ffmpeg failed or a file is not the video it should be
@@ -104,6 +106,12 @@ class RetryableError(GenerationError):
 
 class TerminalError(GenerationError):
     """A failure that retrying will not fix (bad key, unknown model, refused input)."""
+
+
+class ModelRefused(TerminalError):
+    """The service refused the model itself or the request it was given (an unknown or retired
+    id, a 400 to a create or an extension): the storyboard's ``fallback_model`` may succeed where
+    retrying would not. A bad key, a denied permission or a failed operation are not this."""
 
 
 class ContentFiltered(GenerationError):

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from composer.backends.http import Http, error_for, retry_delay
-from composer.errors import EnvironmentProblem, RetryableError, TerminalError
+from composer.errors import EnvironmentProblem, ModelRefused, RetryableError, TerminalError
 
 REQUEST = httpx.Request("POST", "https://example.invalid/v1/videos")
 
@@ -115,7 +115,7 @@ def test_400_names_the_input_fix() -> None:
         "error": {"code": 400, "message": "durationSeconds must be 4, 6 or 8", "status": "INVALID_ARGUMENT"}
     }
     error = classify(answer(400, body))
-    assert isinstance(error, TerminalError)
+    assert isinstance(error, ModelRefused)
     text = str(error)
     assert "INVALID_ARGUMENT" in text and "durationSeconds must be 4, 6 or 8" in text
     assert "check the duration, size and images" in text
@@ -131,7 +131,7 @@ def test_google_bad_api_key_is_a_400_that_names_the_key_variable() -> None:
         }
     }
     error = classify(answer(400, body))
-    assert isinstance(error, TerminalError)
+    assert isinstance(error, TerminalError) and not isinstance(error, ModelRefused)
     assert "check GEMINI_API_KEY" in str(error)
 
 
@@ -152,7 +152,7 @@ def test_401_names_the_key_variable() -> None:
 def test_403_names_project_and_billing() -> None:
     body = {"error": {"code": 403, "message": "Permission denied", "status": "PERMISSION_DENIED"}}
     error = classify(answer(403, body))
-    assert isinstance(error, TerminalError)
+    assert isinstance(error, TerminalError) and not isinstance(error, ModelRefused)
     assert "PERMISSION_DENIED" in str(error)
     assert "GEMINI_API_KEY belongs to a project with this API enabled and billing" in str(error)
 
@@ -166,13 +166,13 @@ def test_404_on_create_names_the_model() -> None:
         }
     }
     error = classify(answer(404, body), model="veo-9-nope")
-    assert isinstance(error, TerminalError)
+    assert isinstance(error, ModelRefused)
     assert "the model id 'veo-9-nope' may be unknown" in str(error)
 
 
 def test_404_on_poll_says_expired() -> None:
     error = classify(answer(404, {"error": {"code": 404, "message": "gone"}}), what="poll", model="m")
-    assert isinstance(error, TerminalError)
+    assert isinstance(error, TerminalError) and not isinstance(error, ModelRefused)
     assert "may have expired" in str(error)
 
 

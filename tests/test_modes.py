@@ -11,7 +11,7 @@ import yaml
 from composer.backends import registry
 from composer.cli import main
 from composer.decide import Attempt
-from composer.errors import PlanError
+from composer.errors import ModelRefused, PlanError, TerminalError
 from composer.jobs.remote import JobSettings
 from composer.pipeline import load_and_plan, render
 from composer.plan import modes
@@ -135,3 +135,27 @@ def test_a_permanently_refused_model_falls_back_when_the_storyboard_allows(
     assert fallback["model"] == "veo-9-retired" and fallback["fallback_model"] == "veo-3.1-fast-generate-preview"
     assert result.report is not None and any("fallback model" in n for n in result.report.notes)
     assert result.manifest.outputs[0].frames == 72
+
+
+def test_a_refused_key_does_not_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another model cannot fix a key the service refuses: the run stops with the key's fix
+    # instead of spending on the fallback model.
+    monkeypatch.setenv("GEMINI_API_KEY", "not-the-key")
+    board = {
+        **BOARD,
+        "output": {**BOARD["output"], "length_s": 3},
+        "generation": {"backend": "gemini", "model": "quality", "fallback_model": "fast", "segment_s": 3},
+        "continuity": {"max_attempts": 1},
+        "scenes": [{"id": "sea", "prompt": "a calm sea with waves", "duration_s": 3}],
+    }
+    path = tmp_path / "fallback.yaml"
+    path.write_text(yaml.safe_dump(board))
+    with caplog.at_level("DEBUG", logger="composer.sim"), Simulator(latency_s=0.05, api_key="the-key") as sim:
+        with pytest.raises(TerminalError, match="GEMINI_API_KEY") as caught:
+            render(path, tmp_path / "out", base_url=sim.base_url, jobs=JobSettings(poll_interval_s=0.05))
+        assert sim.stats()["operations"] == []
+    assert not isinstance(caught.value, ModelRefused)
+    creates = [r.getMessage() for r in caplog.records if "predictLongRunning" in r.getMessage()]
+    assert len(creates) == 1 and "veo-3.1-generate-preview" in creates[0], creates

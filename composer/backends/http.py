@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from composer.errors import ComposerError, EnvironmentProblem, RetryableError, TerminalError
+from composer.errors import ComposerError, EnvironmentProblem, ModelRefused, RetryableError, TerminalError
 
 #: Generation calls return quickly (the work is a long-running operation), downloads may be large.
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
@@ -116,7 +116,11 @@ def service_message(body: Any, response: httpx.Response) -> tuple[str, str]:
 def error_for(
     response: httpx.Response, *, service: str, what: str, key_env: str, model: str = ""
 ) -> RetryableError | TerminalError:
-    """The error for a non-2xx answer, with what to do about it."""
+    """The error for a non-2xx answer, with what to do about it.
+
+    A 400 (not a bad key) or 404 to a create or an extension is :class:`ModelRefused`: the
+    model would not take the request, so another model may.
+    """
     body = _body(response)
     message, status_word = service_message(body, response)
     code = response.status_code
@@ -150,7 +154,10 @@ def error_for(
         )
     else:
         fix = "retrying will not help"
-    return TerminalError(f"{service} answered {said} to the {what}{detail} ({fix})")
+    text = f"{service} answered {said} to the {what}{detail} ({fix})"
+    if code in (400, 404) and what in ("create", "extension") and not fix.startswith("the key"):
+        return ModelRefused(text)
+    return TerminalError(text)
 
 
 def _bad_key(body: Any, message: str) -> bool:

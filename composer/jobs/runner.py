@@ -28,7 +28,7 @@ from composer import ffmpeg
 from composer.backends.base import Backend, ClipInfo, GenerationRequest, ImageRef, TakeInput
 from composer.backends.remote import RemoteBackend
 from composer.decide import Attempt, Check, Decision, decide
-from composer.errors import BudgetExceeded, ContentFiltered, MediaError, TerminalError
+from composer.errors import BudgetExceeded, ContentFiltered, MediaError, ModelRefused, TerminalError
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
 from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
@@ -329,7 +329,7 @@ class Runner:
             )
             try:
                 take, cached, job = await self._take(segment, index, request, parent, first_inputs)
-            except TerminalError as exc:
+            except ModelRefused as exc:
                 fallback = self.plan.generation.fallback_model_id
                 if not fallback or request.model == fallback:
                     raise
