@@ -18,6 +18,7 @@ EXPECTED = [
     "LoadedStoryboard",
     "Manifest",
     "MediaError",
+    "ModelRefused",
     "Plan",
     "PlanError",
     "Progress",
