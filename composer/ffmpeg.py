@@ -288,6 +288,7 @@ class MediaInfo:
     audio_rate: int | None
     audio_channels: int | None
     start_s: float | None = None  # the container's start time ("start:" in the banner)
+    streams: int = 1  # every stream in the file: video, audio, data, subtitles
 
 
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -378,6 +379,7 @@ def probe(path: Path) -> MediaInfo:
         video_codec=video.group(1),
         pix_fmt=pix.group(1) if pix else "",
         has_audio=audio is not None,
+        streams=len(re.findall(r"^\s*Stream #", text, re.MULTILINE)),
         audio_rate=int(audio.group(2)) if audio else None,
         audio_channels=channels,
         start_s=float(start.group(1)) if (start := _START_RE.search(text)) else None,
@@ -722,12 +724,40 @@ class PacketInfo:
     width: int
     height: int
     pts: tuple[int, ...]  # in decode order, in time_base units
+    dts: tuple[int, ...]
     durations: tuple[int, ...]
     keys: tuple[bool, ...]
 
     @property
     def frames(self) -> int:
         return len(self.pts)
+
+    def copy_points(self, first: int, end: int) -> tuple[Fraction | None, Fraction | None]:
+        """The concat demuxer's ``inpoint`` and ``outpoint`` (seconds) that copy exactly the
+        display frames ``[first, end)``; None where the copy starts or ends with the file.
+
+        Both bounds must be key packets that split the stream cleanly: the packets decoded
+        before them are exactly the frames shown before them (closed GOPs), else ValueError.
+        The in point is a presentation time (the demuxer seeks to the keyframe at or before
+        it); the out point is a *decoding* time, because the demuxer ends the file at the
+        first packet whose DTS reaches it: halfway between the key packet's DTS and the one
+        decoded before it.
+        """
+        order = sorted(range(self.frames), key=lambda i: self.pts[i])  # display rank -> packet
+
+        def packet_at(frame: int) -> int:
+            packet = order[frame]
+            if not self.keys[packet] or set(order[:frame]) != set(range(packet)):
+                raise ValueError(f"frame {frame} does not start a group of pictures that can be copied")
+            return packet
+
+        inpoint = outpoint = None
+        if first > 0:
+            inpoint = self.pts[packet_at(first)] * self.time_base
+        if end < self.frames:
+            packet = packet_at(end)
+            outpoint = Fraction(self.dts[packet - 1] + self.dts[packet], 2) * self.time_base
+        return inpoint, outpoint
 
     def keyframe_indices(self) -> set[int]:
         """Display indices (0-based) of the key packets."""
@@ -746,6 +776,7 @@ def packets(path: Path) -> PacketInfo:
         raise MediaError(f"cannot read the packets of {path}: {proc.stderr.strip()[-300:]}")
     header, rows = _framecrc(proc.stdout)
     pts = [int(row.group(2)) for row in rows]
+    dts = [int(row.group(1)) for row in rows]
     durations = [int(row.group(3)) for row in rows]
     # framecrc prints F=0x.. only when the flags are not exactly "key".
     flags = [re.search(r"F=0x([0-9A-Fa-f]+)", row.group(5)) for row in rows]
@@ -759,6 +790,7 @@ def packets(path: Path) -> PacketInfo:
         width=int(width or 0),
         height=int(height or 0),
         pts=tuple(pts),
+        dts=tuple(dts),
         durations=tuple(durations),
         keys=tuple(keys),
     )
@@ -917,11 +949,49 @@ def encode_audio(comp: Composition, dest: Path) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ConcatPart:
+    """One entry of the concat demuxer's listing: ``path`` (video only), from ``inpoint`` to
+    ``outpoint`` (see :meth:`PacketInfo.copy_points`; None: the file's start or end), lasting
+    ``frames`` frames of the output."""
+
+    path: Path
+    frames: int
+    inpoint: Fraction | None = None
+    outpoint: Fraction | None = None
+
+
+def _seconds(micros: int) -> str:
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def concat_listing(parts: Sequence[ConcatPart], fps: Fraction) -> str:
+    """The concat demuxer's listing for ``parts``, every timestamp on the frame grid.
+
+    Each part gets an explicit ``duration``: the demuxer starts the next part where the last
+    one's duration ends, and a body that ends before its file does would otherwise last until
+    its out point (a decoding time, frames early). The durations are differences of the
+    exact running times rounded once, so rounding to microseconds never accumulates. The in
+    point is rounded up: the demuxer seeks to the keyframe at or before it.
+    """
+    lines, done = [], 0
+    for part in parts:
+        lines.append(f"file '{part.path.resolve().as_posix()}'")
+        start, end = Fraction(done) / fps, Fraction(done + part.frames) / fps
+        lines.append(f"duration {_seconds(round(end * 1_000_000) - round(start * 1_000_000))}")
+        if part.inpoint is not None:
+            lines.append(f"inpoint {_seconds((part.inpoint * 1_000_000).__ceil__())}")
+        if part.outpoint is not None:
+            lines.append(f"outpoint {_seconds(round(part.outpoint * 1_000_000))}")
+        done += part.frames
+    return "".join(f"{line}\n" for line in lines)
+
+
 def assemble_args(
-    pieces: Sequence[Path], comp: Composition, listing: Path, dest: Path, audio: Path | None
+    parts: Sequence[ConcatPart], comp: Composition, listing: Path, dest: Path, audio: Path | None
 ) -> list[str]:
-    """The final call: concat the video pieces and add the encoded audio, all by stream copy."""
-    listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in pieces))
+    """The final call: concat the video parts and add the encoded audio, all by stream copy."""
+    listing.write_text(concat_listing(parts, comp.fps))
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
     if audio is not None:
         cmd += ["-i", str(audio), "-map", "1:a:0"]
@@ -930,7 +1000,7 @@ def assemble_args(
 
 
 def assemble(
-    pieces: Sequence[Path],
+    pieces: Sequence[ConcatPart],
     comp: Composition,
     dest: Path,
     audio: Path | None = None,

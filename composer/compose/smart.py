@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -100,6 +101,29 @@ def _piece_inputs(span: Span, legs: Sequence[Normalized]) -> list[ffmpeg.SpanInp
     return inputs
 
 
+def _direct_part(piece: Copy | Span, legs: Sequence[Normalized], fps: Fraction) -> ffmpeg.ConcatPart | None:
+    """The body ``piece`` read straight from its leg's file by the final concat, or None when
+    it must be copied to a file of its own first.
+
+    Only a file with no stream but its video can be read this way: the concat demuxer ends a
+    file at the first packet of *any* stream past the out point (an audio packet interleaved
+    ahead of the last pictures would cut them off), and it matches streams by their index.
+    Reading bodies in place saves writing and reading them again (about 130 MB for a minute
+    at 1080p).
+    """
+    if not isinstance(piece, Copy):
+        return None
+    leg = legs[piece.leg]
+    if ffmpeg.probe(leg.path).streams != 1:
+        return None
+    first = leg.offset + piece.first
+    try:
+        inpoint, outpoint = ffmpeg.packets(leg.path).copy_points(first, first + piece.frames)
+    except ValueError:
+        return None
+    return ffmpeg.ConcatPart(leg.path, piece.frames, inpoint, outpoint)
+
+
 def assemble(
     comp: Composition,
     legs: Sequence[Normalized],
@@ -132,6 +156,7 @@ def assemble(
         raise SmartUnavailable(str(exc)) from None
     if progress is None:
         progress = _Progress(on_progress, comp.frames, _assembly_weights(comp, plan))
+    direct = {n: part for n, piece in enumerate(plan.pieces) if (part := _direct_part(piece, legs, comp.fps))}
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.pieces.") as work:
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
         audio = Path(work) / "audio.m4a" if comp.audio else None
@@ -162,7 +187,7 @@ def assemble(
         # decoders on one thread; x264 takes what is left), then the copies.
         jobs = [partial(mix, audio)] if audio else []
         jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Span)]
-        jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy)]
+        jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct]
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
             for done in [pool.submit(job) for job in jobs]:
                 done.result()
@@ -174,7 +199,10 @@ def assemble(
                         f"a re-encoded crossfade got codec parameters that differ from the bodies' "
                         f"({extradata} vs {reference})"
                     )
-        ffmpeg.assemble(files, comp, dest, audio, on_progress=progress.step("mux", comp.frames))
+        parts = [direct.get(n) or ffmpeg.ConcatPart(files[n], piece.frames) for n, piece in enumerate(plan.pieces)]
+        ffmpeg.assemble(parts, comp, dest, audio, on_progress=progress.step("mux", comp.frames))
+        for n in direct:
+            progress.step(f"piece{n}", 1)(1)
     if not check:
         return plan, None
     unchecked = set() if known_good else {i for i, leg in enumerate(legs) if leg.reused}
