@@ -294,9 +294,12 @@ def render(
     # The budget reads the instance's prices (jobs/remote.py), so overrides must reach it too.
     instance.capabilities = with_prices(instance.capabilities, prices)
     judge = ContinuityJudge(plan, settings.overrides(), store=cache.root / "checks")
-    # Encode once: each accepted take is brought to the output's encoding (keyframes where its
+    # Encode once: each take is brought to the output's encoding (keyframes where its
     # crossfades fall) in the background while other segments are still being generated, so
-    # composing afterwards mostly copies.
+    # composing afterwards mostly copies. It starts as soon as a chain is complete, while the
+    # judge looks at it: most takes are kept, and a take from an API (never in composer's
+    # encoding) otherwise spends the judge's time and then its own encode in the tail. A take
+    # the judge turns down has cost CPU time only; its file is cached like any other.
     where = {seg.id: (output, i) for output in plan.outputs for i, seg in enumerate(output.segments)}
     normalizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="composer-normalize")
     prepared: list[Future[object]] = []
@@ -306,13 +309,26 @@ def render(
         output, index = where[segment.id]
         began = time.perf_counter()
         prepare_take(output, plan.output, index, take)
-        normalize_s[segment.id] = round(time.perf_counter() - began, 3)
+        spent = normalize_s.get(segment.id, 0.0) + time.perf_counter() - began
+        normalize_s[segment.id] = round(spent, 3)
+
+    offered: dict[str, list[tuple[str, Future[object]]]] = {}
+
+    def on_candidate(segment: Segment, take: Take) -> None:
+        future = normalizer.submit(normalize, segment, take)
+        offered.setdefault(segment.id, []).append((take.key, future))
+        prepared.append(future)
 
     last_accept = started
 
     def on_accept(segment: Segment, take: Take) -> None:
         nonlocal last_accept
         last_accept = time.perf_counter()
+        for key, future in offered.pop(segment.id, []):
+            if key != take.key:
+                future.cancel()  # a take turned down, still waiting its turn: not needed
+        # The kept take was offered before it was judged: this finds its file done (or waits
+        # for it), and encodes it again only if that attempt failed.
         prepared.append(normalizer.submit(normalize, segment, take))
 
     try:
@@ -328,6 +344,7 @@ def render(
             max_attempts=settings.max_attempts,
             regenerate=settings.regenerate,
             on_accept=on_accept,
+            on_candidate=on_candidate,
             jobs=jobs,
         )
         failure: ComposerError | None = None
@@ -337,7 +354,7 @@ def render(
             failure, result = exc, runner.result
         notes = list(plan.notes)
         for future in prepared:
-            error = future.exception()
+            error = None if future.cancelled() else future.exception()
             if error is not None:  # composing falls back to normalising (or a full re-encode) itself
                 notes.append(f"normalising a take in the background failed: {error}")
     except KeyboardInterrupt:

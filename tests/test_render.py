@@ -197,3 +197,48 @@ def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
     assert ffmpeg.decode(result.outputs[0]).frames == 480
     page = (tmp_path / "out" / "report.html").read_text()
     assert "regenerat" in page
+
+
+def test_runner_offers_each_chain_before_judging_it(tmp_path: Path) -> None:
+    # The pipeline starts normalising a take when it is offered, so the judge's time is not
+    # added to the tail: every attempt is offered first, judged next, and only the kept one
+    # is accepted.
+    from composer.backends import registry
+    from composer.decide import Check
+    from composer.jobs.cache import TakeCache
+    from composer.jobs.runner import Runner
+    from composer.pipeline import load_and_plan
+
+    board = {**BOARD, "continuity": {"max_attempts": 2}}
+    _, plan = load_and_plan(_write(tmp_path, board))
+    events: dict[str, list[tuple[str, str]]] = {}
+    judged: set[str] = set()
+
+    def judge(segment, takes, previous):  # type: ignore[no-untyped-def]
+        events.setdefault(segment.id, []).append(("judge", takes[-1].key))
+        first = segment.id not in judged
+        judged.add(segment.id)
+        value = 2.0 if first else 0.0  # the first attempt at each segment fails
+        verdict = "regenerate" if first else "ok"
+        return [Check(name="drift.test", verdict=verdict, value=value, warn=0.5, regenerate=1.0, severity=value, chunk=0)]
+
+    backend = registry.create("local")
+    try:
+        Runner(
+            plan,
+            backend,
+            TakeCache(tmp_path / "cache"),
+            workers=1,
+            judge=judge,
+            max_attempts=2,
+            on_candidate=lambda segment, take: events.setdefault(segment.id, []).append(("offer", take.key)),
+            on_accept=lambda segment, take: events.setdefault(segment.id, []).append(("accept", take.key)),
+        ).run()
+    finally:
+        backend.close()
+    assert set(events) == {segment.id for segment in plan.segments}
+    for seen in events.values():
+        assert [kind for kind, _ in seen] == ["offer", "judge", "offer", "judge", "accept"]
+        (_, first), (_, judged_first), (_, second), (_, judged_second), (_, kept) = seen
+        assert (first, second) == (judged_first, judged_second)
+        assert first != second and kept == second  # the regenerated take is the one kept

@@ -145,7 +145,11 @@ Judge = Callable[[Segment, list[Take], Take | None], list[Check]]
 
 
 class Runner:
-    """Make every segment's take for ``plan`` with ``backend``, through ``cache``."""
+    """Make every segment's take for ``plan`` with ``backend``, through ``cache``.
+
+    ``on_candidate`` hears of every finished chain's last take before it is judged (a caller
+    may start work it will need if the take is kept); ``on_accept``, of the take kept.
+    """
 
     def __init__(
         self,
@@ -160,13 +164,14 @@ class Runner:
         max_attempts: int = 3,
         regenerate: bool = True,
         on_accept: Callable[[Segment, Take], None] | None = None,
+        on_candidate: Callable[[Segment, Take], None] | None = None,
         jobs: JobSettings | None = None,
     ) -> None:
         self.plan, self.backend, self.cache = plan, backend, cache
         self.workers, self.force = max(1, workers), force
         self.on_event = on_event or (lambda _e: None)
         self.judge, self.max_attempts, self.regenerate = judge, max(1, max_attempts), regenerate
-        self.on_accept = on_accept
+        self.on_accept, self.on_candidate = on_accept, on_candidate
         self.settings = jobs or JobSettings()
         self.ledger = Ledger(self.settings.budget_usd)
         self.result = RunResult()
@@ -288,6 +293,8 @@ class Runner:
             number = len(attempts) + 1
             takes = await self._make_chain(segment, seeds, first, first_inputs)
             chains[number] = takes
+            if self.on_candidate is not None:
+                self.on_candidate(segment, takes[-1])
             checks: list[Check] = []
             if self.judge is not None:
                 async with self._cpu:
