@@ -355,8 +355,9 @@ def render(
         notes = list(plan.notes)
         for future in prepared:
             error = None if future.cancelled() else future.exception()
-            if error is not None:  # composing falls back to normalising (or a full re-encode) itself
-                notes.append(f"normalising a take in the background failed: {error}")
+            note = f"normalising a take in the background failed: {error}"
+            if error is not None and note not in notes:  # composing normalises (or re-encodes) itself
+                notes.append(note)
     except KeyboardInterrupt:
         normalizer.shutdown(wait=False, cancel_futures=True)
         raise Interrupted(

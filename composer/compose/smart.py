@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def _piece_inputs(span: Span, legs: Sequence[Normalized]) -> list[ffmpeg.SpanInp
     return inputs
 
 
-def _direct_part(piece: Copy | Span, legs: Sequence[Normalized], fps: Fraction) -> ffmpeg.ConcatPart | None:
+def _direct_part(piece: Copy | Span, legs: Sequence[Normalized]) -> ffmpeg.ConcatPart | None:
     """The body ``piece`` read straight from its leg's file by the final concat, or None when
     it must be copied to a file of its own first.
 
@@ -156,7 +155,7 @@ def assemble(
         raise SmartUnavailable(str(exc)) from None
     if progress is None:
         progress = _Progress(on_progress, comp.frames, _assembly_weights(comp, plan))
-    direct = {n: part for n, piece in enumerate(plan.pieces) if (part := _direct_part(piece, legs, comp.fps))}
+    direct = {n: part for n, piece in enumerate(plan.pieces) if (part := _direct_part(piece, legs))}
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.pieces.") as work:
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
         audio = Path(work) / "audio.m4a" if comp.audio else None
