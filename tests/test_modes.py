@@ -114,19 +114,25 @@ def test_final_after_preview_makes_only_the_kept_segments_with_their_seeds(
     assert request["seed"] == seeds["o1-s1"][0] and request["model"] == "local-quality"
 
 
-def test_a_permanently_refused_model_falls_back_when_the_storyboard_allows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", "fallback-test-key")
+def _fallback_board(tmp_path: Path, model: str) -> Path:
+    """A 3 s gemini storyboard with ``model`` planned and ``fast`` as its fallback."""
     board = {
         **BOARD,
         "output": {**BOARD["output"], "length_s": 3},
-        "generation": {"backend": "gemini", "model": "veo-9-retired", "fallback_model": "fast", "segment_s": 3},
+        "generation": {"backend": "gemini", "model": model, "fallback_model": "fast", "segment_s": 3},
         "continuity": {"max_attempts": 1},
         "scenes": [{"id": "sea", "prompt": "a calm sea with waves", "duration_s": 3}],
     }
     path = tmp_path / "fallback.yaml"
     path.write_text(yaml.safe_dump(board))
+    return path
+
+
+def test_a_permanently_refused_model_falls_back_when_the_storyboard_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "fallback-test-key")
+    path = _fallback_board(tmp_path, "veo-9-retired")
     with Simulator(latency_s=0.05) as sim:
         result = render(path, tmp_path / "out", base_url=sim.base_url, jobs=JobSettings(poll_interval_s=0.05))
         models = [op["model"] for op in sim.stats()["operations"]]
@@ -143,15 +149,7 @@ def test_a_refused_key_does_not_fall_back(
     # Another model cannot fix a key the service refuses: the run stops with the key's fix
     # instead of spending on the fallback model.
     monkeypatch.setenv("GEMINI_API_KEY", "not-the-key")
-    board = {
-        **BOARD,
-        "output": {**BOARD["output"], "length_s": 3},
-        "generation": {"backend": "gemini", "model": "quality", "fallback_model": "fast", "segment_s": 3},
-        "continuity": {"max_attempts": 1},
-        "scenes": [{"id": "sea", "prompt": "a calm sea with waves", "duration_s": 3}],
-    }
-    path = tmp_path / "fallback.yaml"
-    path.write_text(yaml.safe_dump(board))
+    path = _fallback_board(tmp_path, "quality")
     with caplog.at_level("DEBUG", logger="composer.sim"), Simulator(latency_s=0.05, api_key="the-key") as sim:
         with pytest.raises(TerminalError, match="GEMINI_API_KEY") as caught:
             render(path, tmp_path / "out", base_url=sim.base_url, jobs=JobSettings(poll_interval_s=0.05))
