@@ -743,7 +743,7 @@ class PacketInfo:
         first packet whose DTS reaches it: halfway between the key packet's DTS and the one
         decoded before it.
         """
-        order = sorted(range(self.frames), key=lambda i: self.pts[i])  # display rank -> packet
+        order = self.display_order()
 
         def packet_at(frame: int) -> int:
             packet = order[frame]
@@ -759,9 +759,13 @@ class PacketInfo:
             outpoint = Fraction(self.dts[packet - 1] + self.dts[packet], 2) * self.time_base
         return inpoint, outpoint
 
+    def display_order(self) -> list[int]:
+        """The packet shown at each display index (packets are listed in decode order)."""
+        return sorted(range(self.frames), key=lambda i: self.pts[i])
+
     def keyframe_indices(self) -> set[int]:
         """Display indices (0-based) of the key packets."""
-        order = sorted(range(len(self.pts)), key=lambda i: self.pts[i])
+        order = self.display_order()
         rank = {packet: index for index, packet in enumerate(order)}
         return {rank[i] for i, key in enumerate(self.keys) if key}
 
@@ -1000,16 +1004,16 @@ def assemble_args(
 
 
 def assemble(
-    pieces: Sequence[ConcatPart],
+    parts: Sequence[ConcatPart],
     comp: Composition,
     dest: Path,
     audio: Path | None = None,
     on_progress: ProgressFn | None = None,
 ) -> None:
-    """Write ``dest`` from video pieces that share one encoding and the audio encoded beside."""
+    """Write ``dest`` from video parts that share one encoding and the audio encoded beside."""
     with atomic_output(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
         run(
-            assemble_args(pieces, comp, Path(work) / "pieces.txt", tmp, audio),
+            assemble_args(parts, comp, Path(work) / "parts.txt", tmp, audio),
             total_frames=comp.frames,
             on_progress=on_progress,
             what=f"assembling {dest.name}",

@@ -134,7 +134,8 @@ def error_for(
             retry_delay(response, body),
             reached_server=code != 429,
         )
-    if code in (400, 403) and _bad_key(body, message):
+    bad_key = code in (400, 403) and _bad_key(body, message)
+    if bad_key:
         # Google answers a wrong API key with 400 or 403 (reason API_KEY_INVALID), not 401.
         fix = f"the key was not accepted; check {key_env}"
     elif code == 400:
@@ -155,7 +156,7 @@ def error_for(
     else:
         fix = "retrying will not help"
     text = f"{service} answered {said} to the {what}{detail} ({fix})"
-    if code in (400, 404) and what in ("create", "extension") and not fix.startswith("the key"):
+    if code in (400, 404) and what in ("create", "extension") and not bad_key:
         return ModelRefused(text)
     return TerminalError(text)
 
