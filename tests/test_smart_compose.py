@@ -6,6 +6,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import ffmpeg as ffmpeg_graph
 import numpy as np
 import pytest
 
@@ -255,3 +256,47 @@ def test_concat_listing_keeps_ntsc_durations_on_the_grid() -> None:
     # Rounded once from the exact running time: the start of part k is never off by 1 µs or more.
     for k in range(len(parts)):
         assert abs(sum(durations[:k]) - Fraction(7 * k) / fps) < Fraction(1, 1_000_000)
+
+
+def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_clip: MakeClip, tmp_path: Path) -> None:
+    # The frames a crossfade blends are written losslessly beside the normalised take, in the
+    # same pass: the spans read them instead of decoding H.264 again.
+    comp = build(_three_legs(make_clip), [12, 6], 320, 180, FPS, True)
+    cache = tmp_path / "norm"
+    legs = [normalize_take(leg.path, smart.leg_spec(comp, i), cache_dir=cache) for i, leg in enumerate(comp.legs)]
+    assert [[(e.first, e.frames) for e in leg.edges] for leg in legs] == [[(48, 12)], [(0, 12), (60, 6)], [(0, 6)]]
+
+    # An edge holds exactly the normalisation chain's frames (the ones the full re-encode blends).
+    b, edge = comp.legs[1], legs[1].edges[1]
+    chain = ffmpeg._video_chain(ffmpeg_graph.input(str(b.path)).video, b.start + edge.first, edge.frames, 320, 180, FPS)
+    lossless = tmp_path / "chain.nut"
+    # The encoder's colour settings reach back into the chain (the scaler converts to BT.709).
+    colour = {"colorspace": "bt709", "color_range": "tv"}
+    ffmpeg_graph.output(chain, str(lossless), **ffmpeg.EDGE_ARGS, **colour).run(cmd=ffmpeg.ffmpeg_exe(), quiet=True)
+    assert ffmpeg.frame_hashes(edge.path) == ffmpeg.frame_hashes(lossless)
+
+    # The spans read the edges: other pictures in an edge change the window, not the bodies.
+    plain, poisoned = tmp_path / "plain.mp4", tmp_path / "poisoned.mp4"
+    smart.assemble(comp, legs, plain)
+    tail = legs[0].edges[0]
+    cmd = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "color=black:size=320x180:rate=24"]
+    subprocess.run([*cmd, "-frames:v", "12", *ffmpeg_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    smart.assemble(comp, legs, poisoned)
+    before, after = ffmpeg.frame_hashes(plain), ffmpeg.frame_hashes(poisoned)
+    assert before[:48] == after[:48] and before[60:] == after[60:]
+    assert all(x != y for x, y in zip(before[48:59], after[48:59], strict=True))
+
+    # An edge that is not whole is never used: the span decodes the take instead.
+    subprocess.run([*cmd, "-frames:v", "5", *ffmpeg_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    again = normalize_take(comp.legs[0].path, smart.leg_spec(comp, 0), cache_dir=cache)
+    assert again.encoded_frames == 0 and again.edges == ()
+    fallback = tmp_path / "fallback.mp4"
+    smart.assemble(comp, [again, *legs[1:]], fallback)
+    hashes = ffmpeg.frame_hashes(fallback)
+    assert hashes[:48] == before[:48] and hashes[60:] == before[60:]
+    # Decoded from the take (lossy) rather than from the lossless edge: close, not equal.
+    assert min(s.psnr for s in ffmpeg.compare_video(plain, fallback)[48:60]) >= 35
+
+
+def ffmpeg_args(options: dict[str, str]) -> list[str]:
+    return [item for key, value in options.items() for item in (f"-{key}", value)]

@@ -34,7 +34,9 @@ NORMALIZE_VERSION = 1
 class NormSpec:
     """Frames ``[start, start + frames)`` of a clip at ``width x height``, ``fps``.
 
-    ``keyframes`` are counted from ``start`` and always include 0.
+    ``keyframes`` are counted from ``start`` and always include 0. ``edges`` are the
+    ``(first, frames)`` ranges, counted alike, that an assembly will blend in a crossfade: an
+    encode keeps them losslessly beside the file (:class:`Edge`).
     """
 
     width: int
@@ -43,6 +45,7 @@ class NormSpec:
     start: int
     frames: int
     keyframes: tuple[int, ...]
+    edges: tuple[tuple[int, int], ...] = ()
 
     def key(self) -> str:
         """A stable name for this spec and the encoder settings, for the cache."""
@@ -62,13 +65,28 @@ class NormSpec:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """Frames ``[first, first + frames)`` of a leg, lossless, in ``path`` (from its frame 0).
+
+    These are the frames of the normalisation chain before x264, so a crossfade made from
+    them blends exactly what the full re-encode blends, and reading them costs no H.264
+    decoding (:data:`composer.ffmpeg.EDGE_ARGS`).
+    """
+
+    first: int
+    frames: int
+    path: Path
+
+
+@dataclass(frozen=True)
 class Normalized:
     """Where a leg's frames are, in the output encoding.
 
     The leg's frame 0 is frame ``offset`` of ``path``; ``cut_points`` are the leg frames
     (0..frames) where ``path`` can be split by stream copy (IDR frames, end of file).
     ``reused`` says the clip itself was used as it is; ``encoded_frames`` is what this call
-    encoded (0 when reused or found in the cache).
+    encoded (0 when reused or found in the cache). ``edges`` are what the encode kept of the
+    crossfade frames (none for a clip reused as it is).
     """
 
     path: Path
@@ -78,6 +96,7 @@ class Normalized:
     extradata: str
     reused: bool
     encoded_frames: int
+    edges: tuple[Edge, ...] = ()
 
 
 # One lock per cache file: the pipeline may normalise a take in a background thread while an
@@ -99,6 +118,22 @@ def cache_path(source: Path, spec: NormSpec, cache_dir: Path | None = None) -> P
     ident = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:8]
     folder = cache_dir if cache_dir is not None else source.parent
     return folder / f"{source.stem}.norm-{spec.key()}-{ident}.mp4"
+
+
+def edge_path(normalized: Path, first: int, frames: int) -> Path:
+    """Where the edge ``[first, first + frames)`` of the normalised file ``normalized`` lives."""
+    return normalized.with_name(f"{normalized.stem}.edge{first}+{frames}.nut")
+
+
+def _edges(dest: Path, spec: NormSpec) -> tuple[Edge, ...]:
+    """The edges of ``spec`` found complete beside ``dest`` (an older cache may have none)."""
+    found = []
+    for first, frames in spec.edges:
+        path = edge_path(dest, first, frames)
+        # Ut Video is intra only: one packet per frame. A short file is never used.
+        if path.is_file() and ffmpeg.packets(path).frames == frames:
+            found.append(Edge(first, frames, path))
+    return tuple(found)
 
 
 @lru_cache(maxsize=16)
@@ -178,11 +213,15 @@ def normalize_take(
                 height=spec.height,
                 fps=spec.fps,
                 keyframes=spec.keyframes,
+                edges=[(first, frames, edge_path(dest, first, frames)) for first, frames in spec.edges],
                 on_progress=on_progress,
             )
             encoded = spec.frames
         info = ffmpeg.packets(dest)
+        edges = _edges(dest, spec)
     if info.frames != spec.frames:
         dest.unlink(missing_ok=True)  # never leave a wrong file under a name that looks right
         raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
-    return Normalized(dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded)
+    return Normalized(
+        dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges
+    )

@@ -30,7 +30,16 @@ from functools import partial
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose.graph import Composition, Copy, SmartPlan, Span, leg_keyframes, smart_plan
+from composer.compose.graph import (
+    Composition,
+    Copy,
+    SmartPlan,
+    Span,
+    fade_in,
+    fade_out,
+    leg_keyframes,
+    smart_plan,
+)
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
 
@@ -51,7 +60,11 @@ class SmartResult:
 def leg_spec(comp: Composition, index: int) -> NormSpec:
     """What leg ``index`` needs from its clip: frame range, size, rate, keyframes."""
     leg = comp.legs[index]
-    return NormSpec(comp.width, comp.height, comp.fps, leg.start, leg.frames, leg_keyframes(comp, index))
+    blended = [(0, fade_in(comp, index)), (leg.frames - fade_out(comp, index), fade_out(comp, index))]
+    edges = tuple((first, frames) for first, frames in blended if frames > 0)
+    return NormSpec(
+        comp.width, comp.height, comp.fps, leg.start, leg.frames, leg_keyframes(comp, index), edges
+    )
 
 
 def check_feasible(comp: Composition) -> None:
@@ -94,6 +107,11 @@ def _piece_inputs(span: Span, legs: Sequence[Normalized]) -> list[ffmpeg.SpanInp
     inputs = []
     for part in span.parts:
         leg = legs[part.leg]
+        end = part.first + part.frames
+        edge = next((e for e in leg.edges if e.first <= part.first and end <= e.first + e.frames), None)
+        if edge is not None:  # frames the normalisation kept losslessly: no H.264 to decode
+            inputs.append(ffmpeg.SpanInput(edge.path, part.first - edge.first, part.frames, 0))
+            continue
         # Seek to the last IDR at or before the first frame wanted, so decoding starts close.
         seek = max((c for c in leg.cut_points if c <= part.first and c < leg.frames), default=-leg.offset)
         inputs.append(ffmpeg.SpanInput(leg.path, leg.offset + part.first, part.frames, leg.offset + seek))
