@@ -280,14 +280,14 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_cl
     smart.assemble(comp, legs, plain)
     tail = legs[0].edges[0]
     cmd = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "color=black:size=320x180:rate=24"]
-    subprocess.run([*cmd, "-frames:v", "12", *ffmpeg_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    subprocess.run([*cmd, "-frames:v", "12", *ffmpeg.option_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
     smart.assemble(comp, legs, poisoned)
     before, after = ffmpeg.frame_hashes(plain), ffmpeg.frame_hashes(poisoned)
     assert before[:48] == after[:48] and before[60:] == after[60:]
     assert all(x != y for x, y in zip(before[48:59], after[48:59], strict=True))
 
     # An edge that is not whole is never used: the span decodes the take instead.
-    subprocess.run([*cmd, "-frames:v", "5", *ffmpeg_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    subprocess.run([*cmd, "-frames:v", "5", *ffmpeg.option_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
     again = normalize_take(comp.legs[0].path, smart.leg_spec(comp, 0), cache_dir=cache)
     assert again.encoded_frames == 0 and again.edges == ()
     fallback = tmp_path / "fallback.mp4"
@@ -297,6 +297,3 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_cl
     # Decoded from the take (lossy) rather than from the lossless edge: close, not equal.
     assert min(s.psnr for s in ffmpeg.compare_video(plain, fallback)[48:60]) >= 35
 
-
-def ffmpeg_args(options: dict[str, str]) -> list[str]:
-    return [item for key, value in options.items() for item in (f"-{key}", value)]
