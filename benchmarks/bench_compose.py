@@ -10,7 +10,8 @@ prints, in one table:
 * ``moviepy``: moviepy 2 ``concatenate_videoclips(method="compose", padding=-1)`` with
   ``CrossFadeIn`` and audio fades (x264 veryfast, the same preset) -- skipped if not installed;
 * ``normalise``: composer bringing each take to the output encoding, as the pipeline does
-  while the other segments are still generating (per take, summed);
+  while the other segments are still generating (per take, summed; in the same pass it keeps
+  the frames the crossfades will blend, losslessly, so the assembly need not decode them);
 * ``assembly``: composer's smart assembly from the normalised takes, like the full re-encode
   without any check of the file written;
 * ``assembly + check``: the same as a render runs it, then decoding the file written around

@@ -4,7 +4,8 @@ What lives here: running a :class:`~composer.compose.graph.Composition` the fast
 is first brought to the output encoding (:mod:`composer.compose.normalize`, usually done long
 before, as each take is accepted); then every body between two crossfades is copied packet for
 packet, only the crossfade windows (and any frames that cannot be copied) are encoded again
-with the very same x264 settings, and the audio of the original clips is mixed with
+with the very same x264 settings (blending the frames the normalisation kept losslessly, its
+edges, where it kept them), and the audio of the original clips is mixed with
 ``acrossfade`` and encoded once, side by side with those encodes; one stream copy (the concat
 demuxer) then joins it all. The file written is decoded around every join, where stitching
 can go wrong. One progress callback covers every step.
