@@ -807,11 +807,6 @@ def packets(path: Path) -> PacketInfo:
 EDGE_ARGS: dict[str, str] = {"f": "nut", "c:v": "utvideo", "pix_fmt": "yuv420p"}
 
 
-def option_args(options: dict[str, str]) -> list[str]:
-    """``{"c:v": "utvideo"}`` as command-line arguments: ``["-c:v", "utvideo"]``."""
-    return [item for key, value in options.items() for item in (f"-{key}", value)]
-
-
 def normalize(
     source: Path,
     dest: Path,

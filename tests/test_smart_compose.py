@@ -279,15 +279,19 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_cl
     plain, poisoned = tmp_path / "plain.mp4", tmp_path / "poisoned.mp4"
     smart.assemble(comp, legs, plain)
     tail = legs[0].edges[0]
-    cmd = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "color=black:size=320x180:rate=24"]
-    subprocess.run([*cmd, "-frames:v", "12", *ffmpeg.option_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    black = ffmpeg_graph.input("color=black:size=320x180:rate=24", f="lavfi")
+
+    def overwrite(edge: Path, frames: int) -> None:
+        black.output(str(edge), frames=frames, **ffmpeg.EDGE_ARGS).run(cmd=ffmpeg.ffmpeg_exe(), overwrite_output=True, quiet=True)
+
+    overwrite(tail.path, 12)
     smart.assemble(comp, legs, poisoned)
     before, after = ffmpeg.frame_hashes(plain), ffmpeg.frame_hashes(poisoned)
     assert before[:48] == after[:48] and before[60:] == after[60:]
     assert all(x != y for x, y in zip(before[48:59], after[48:59], strict=True))
 
     # An edge that is not whole is never used: the span decodes the take instead.
-    subprocess.run([*cmd, "-frames:v", "5", *ffmpeg.option_args(ffmpeg.EDGE_ARGS), str(tail.path)], check=True)
+    overwrite(tail.path, 5)
     again = normalize_take(comp.legs[0].path, smart.leg_spec(comp, 0), cache_dir=cache)
     assert again.encoded_frames == 0 and again.edges == ()
     fallback = tmp_path / "fallback.mp4"

@@ -107,6 +107,13 @@ def leg_keyframes(comp: Composition, index: int) -> tuple[int, ...]:
     return timing.copy_keyframes(comp.legs[index].frames, fade_in(comp, index), fade_out(comp, index))
 
 
+def leg_blends(comp: Composition, index: int) -> tuple[tuple[int, int], ...]:
+    """The ``(first, frames)`` ranges of leg ``index`` that a crossfade blends with a neighbour."""
+    leg = comp.legs[index]
+    ranges = ((0, fade_in(comp, index)), (leg.frames - fade_out(comp, index), fade_out(comp, index)))
+    return tuple((first, frames) for first, frames in ranges if frames > 0)
+
+
 @dataclass(frozen=True)
 class Copy:
     """Frames ``[first, first + frames)`` of leg ``leg``, stream-copied to output frame ``at``."""

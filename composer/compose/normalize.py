@@ -220,7 +220,9 @@ def normalize_take(
         info = ffmpeg.packets(dest)
         edges = _edges(dest, spec)
     if info.frames != spec.frames:
-        dest.unlink(missing_ok=True)  # never leave a wrong file under a name that looks right
+        # Never leave a wrong file under a name that looks right: nor the edges cut from it.
+        for path in [dest, *(edge_path(dest, first, frames) for first, frames in spec.edges)]:
+            path.unlink(missing_ok=True)
         raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
     return Normalized(
         dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges

@@ -31,16 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose.graph import (
-    Composition,
-    Copy,
-    SmartPlan,
-    Span,
-    fade_in,
-    fade_out,
-    leg_keyframes,
-    smart_plan,
-)
+from composer.compose.graph import Composition, Copy, SmartPlan, Span, leg_blends, leg_keyframes, smart_plan
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
 
@@ -59,13 +50,10 @@ class SmartResult:
 
 
 def leg_spec(comp: Composition, index: int) -> NormSpec:
-    """What leg ``index`` needs from its clip: frame range, size, rate, keyframes."""
+    """What leg ``index`` needs from its clip: frame range, size, rate, keyframes, edges."""
     leg = comp.legs[index]
-    blended = [(0, fade_in(comp, index)), (leg.frames - fade_out(comp, index), fade_out(comp, index))]
-    edges = tuple((first, frames) for first, frames in blended if frames > 0)
-    return NormSpec(
-        comp.width, comp.height, comp.fps, leg.start, leg.frames, leg_keyframes(comp, index), edges
-    )
+    keyframes, blends = leg_keyframes(comp, index), leg_blends(comp, index)
+    return NormSpec(comp.width, comp.height, comp.fps, leg.start, leg.frames, keyframes, blends)
 
 
 def check_feasible(comp: Composition) -> None:
