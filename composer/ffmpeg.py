@@ -33,6 +33,7 @@ import numpy as np
 
 from composer.compose.graph import Composition
 from composer.errors import EnvironmentProblem, MediaError
+from composer.files import temp_beside
 from composer.timecode import AUDIO_RATE, fps_text, parse_fps
 
 _T = TypeVar("_T")
@@ -77,10 +78,8 @@ def ffmpeg_version() -> str:
 @contextlib.contextmanager
 def atomic_output(dest: Path, suffix: str | None = None) -> Iterator[Path]:
     """A temporary path beside ``dest``, renamed onto it if the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=suffix or dest.suffix)
+    fd, tmp = temp_beside(dest, suffix or dest.suffix, prefix=f".{dest.stem}.")
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, dest)
@@ -162,10 +161,9 @@ def run(
 
 
 def _temp_beside(dest: Path, suffix: str) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=suffix)
+    fd, tmp = temp_beside(dest, suffix, prefix=f".{dest.stem}.")
     os.close(fd)
-    return Path(name)
+    return tmp
 
 
 class FrameWriter:

@@ -8,14 +8,13 @@ and numpy frames only. Opening video files is not done here (ffmpeg does that in
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from composer.errors import MediaError
+from composer.files import write_bytes_atomic
 
 # OpenCV's own threads fight ffmpeg's for the two cores we usually have.
 cv2.setNumThreads(1)
@@ -49,11 +48,7 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise MediaError(f"cannot encode {path} as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.tobytes())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data.tobytes())
 
 
 def file_sha256(path: str | Path) -> str:

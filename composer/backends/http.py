@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 
 from composer.errors import ComposerError, EnvironmentProblem, ModelRefused, RetryableError, TerminalError
+from composer.files import temp_beside
 
 #: Generation calls return quickly (the work is a long-running operation), downloads may be large.
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
@@ -323,9 +323,7 @@ class Http:
         """
         # A client-wide "accept: application/json" would ask a file server for the wrong thing.
         kwargs["headers"] = {"accept": "*/*", **dict(kwargs.get("headers") or {})}
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        tmp = Path(tmp_name)
+        fd, tmp = temp_beside(dest, ".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 try:

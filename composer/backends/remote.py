@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.errors import EnvironmentProblem, RetryableError, TerminalError
+from composer.files import write_bytes_atomic
 
 
 class _Frozen(BaseModel):
@@ -165,14 +166,7 @@ def png_bytes(path: Path, width: int, height: int) -> bytes:
 
 def write_file(dest: Path, data: bytes) -> None:
     """Write ``data`` under a temporary name beside ``dest``, then rename (never half a file)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_bytes_atomic(dest, data)
 
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

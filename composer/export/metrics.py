@@ -22,9 +22,7 @@ Every metric is described in ``docs/metrics.md``.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.errors import EnvironmentProblem
+from composer.files import write_text_atomic
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -356,14 +355,7 @@ def write_metrics(path: Path, metrics: RunMetrics, labels: Mapping[str, str] | N
     renamed into place: node_exporter's textfile collector reads only ``*.prom``)."""
     text = prometheus_text(metrics, labels)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot write the metrics file {path} ({exc.strerror or exc}); choose another with --metrics-file"

@@ -23,8 +23,6 @@ the ``clip_frames`` the compositor used. What does not live here: the frame arit
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -37,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from composer.decide import Attempt, Check
 from composer.errors import ComposerError, EnvironmentProblem
 from composer.export.manifest import Manifest, TakeRecord
+from composer.files import write_text_atomic
 from composer.plan.model import OutputPlan, Plan, Segment
 from composer.report.model import OutputReport, Report, SegmentReport
 from composer.timecode import parse_fps
@@ -570,18 +569,11 @@ def timeline_notes() -> list[str]:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_text_atomic(path, text)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot write {path} ({exc.strerror}); choose another file with -o"
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 # --- The writer: the one place that imports opentimelineio ----------------------------------

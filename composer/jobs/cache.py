@@ -16,10 +16,8 @@ reuses every finished take. What does not live here: deciding what to generate (
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +25,9 @@ from pydantic import BaseModel, ConfigDict
 
 from composer.backends.base import ClipInfo, GenerationRequest
 from composer.errors import EnvironmentProblem
+from composer.files import write_json_atomic
+
+__all__ = ["Take", "TakeCache", "default_cache_dir", "write_json_atomic"]
 
 TAKE_VERSION = 1
 
@@ -57,19 +58,6 @@ class Take(BaseModel):
     clip: ClipInfo
     created_at: str
     generation_s: float
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class TakeCache:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from composer.errors import ComposerError
-from composer.jobs.cache import write_json_atomic
+from composer.files import write_json_atomic
+from composer.files import write_text_atomic as _write_text_atomic
 from composer.report.html import render_html
 from composer.report.model import Report
 
 __all__ = ["Report", "rebuild", "render_html", "write_html", "write_report"]
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_report(report: Report, folder: Path) -> tuple[Path, Path]:
