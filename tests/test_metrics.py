@@ -84,15 +84,24 @@ def one(found: dict[str, list[tuple[str, dict[str, str], float]]], sample: str, 
 def test_percentiles_are_linear_between_neighbours_and_none_without_samples() -> None:
     assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5  # order does not matter
     assert percentile([1.0, 2.0, 10.0], 0.95) == pytest.approx(9.2)  # at position 0.95 * 2 = 1.9
+    assert percentile([1.0, 2.0, 10.0], 0.99) == pytest.approx(9.84)  # at position 1.98
     assert percentile([7.0], 0.95) == 7.0
     assert percentile([], 0.5) is None
     empty = latency([])
-    assert (empty.samples, empty.sum_s, empty.p50_s, empty.p95_s, empty.max_s) == (0, 0.0, None, None, None)
+    assert (empty.samples, empty.sum_s, empty.p50_s, empty.p95_s, empty.p99_s, empty.max_s) == (
+        0,
+        0.0,
+        None,
+        None,
+        None,
+        None,
+    )
     assert latency([0.1, 0.2, 0.3]).model_dump() == {
         "samples": 3,
         "sum_s": 0.6,
         "p50_s": 0.2,
         "p95_s": 0.29,
+        "p99_s": 0.298,
         "max_s": 0.3,
     }
 
@@ -138,6 +147,7 @@ def test_api_metrics_count_misses_once_and_sample_only_what_this_run_measured() 
     assert m.unsuccessful == 2 and m.success_rate == pytest.approx(4 / 6, abs=1e-4)
     assert m.submit.samples == 3 and m.submit.p50_s == 0.2 and m.submit.max_s == 0.3
     assert (m.generation.samples, m.generation.p50_s, m.generation.p95_s) == (3, 2.0, 9.2)
+    assert m.generation.p99_s == 9.84  # P99 sits between P95 and the maximum (10.0)
     assert m.download.samples == 4 and m.download.p50_s == 0.65 and m.download.max_s == 0.8
     # Judging: each attempt is one sample of its segment's mean (0.4; 0.5 x 3; 0.5 x 2).
     assert (m.judge.samples, m.judge.sum_s, m.judge.p50_s, m.judge.max_s) == (6, 2.9, 0.5, 0.5)
@@ -218,7 +228,7 @@ def test_local_render_writes_metrics_the_parser_accepts_and_that_match_the_manif
     assert one(found, "composer_regenerations_total", **labels) == m["regenerations"]
     assert one(found, "composer_success_ratio", **labels) == 1.0
     assert one(found, "composer_take_generation_seconds_count", **labels) == manifest["generated"]
-    for q, field in (("0.5", "p50_s"), ("0.95", "p95_s")):
+    for q, field in (("0.5", "p50_s"), ("0.95", "p95_s"), ("0.99", "p99_s")):
         assert one(found, "composer_take_generation_seconds", quantile=q) == m["generation"][field]
     assert one(found, "composer_stage_max_seconds", stage="generation") == m["generation"]["max_s"]
     assert one(found, "composer_segment_failures_total", kind="filtered") == 0
@@ -228,6 +238,8 @@ def test_local_render_writes_metrics_the_parser_accepts_and_that_match_the_manif
     assert report["metrics"] == metrics
     page = (out / "report.html").read_text()
     assert "<h2>Run metrics</h2>" in page and 'class="run-metrics"' in page
+    assert "<th>P95</th><th>P99</th><th>max</th>" in page
+    assert f"<td>{m['generation']['p99_s']:.2f} s</td>" in page
     assert "success rate" in page and "regenerations" in page and "100.0%" in page
 
 
@@ -262,3 +274,4 @@ def test_api_render_that_fails_still_writes_its_metrics(
         assert one(found, f"{name}_count") == m[stage]["samples"] > 0
         assert one(found, name, quantile="0.5") == m[stage]["p50_s"] is not None
         assert one(found, name, quantile="0.95") == m[stage]["p95_s"]
+        assert one(found, name, quantile="0.99") == m[stage]["p99_s"] is not None

@@ -48,7 +48,7 @@ STAGES = ("submit", "generation", "download", "judge")
 FAILURE_KINDS = ("filtered", "failed", "budget", "error")
 
 #: The quantiles every latency summary carries.
-QUANTILES = (0.5, 0.95)
+QUANTILES = (0.5, 0.95, 0.99)
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _RESERVED_LABELS = frozenset({"backend", "model", "outcome", "kind", "stage", "quantile"})
@@ -66,6 +66,7 @@ class Latency(_Model):
     sum_s: float = 0.0
     p50_s: float | None = None
     p95_s: float | None = None
+    p99_s: float | None = None
     max_s: float | None = None
 
 
@@ -144,6 +145,7 @@ def latency(samples: Sequence[float]) -> Latency:
         sum_s=round(float(sum(samples)), 3),
         p50_s=ms(percentile(samples, 0.5)),
         p95_s=ms(percentile(samples, 0.95)),
+        p99_s=ms(percentile(samples, 0.99)),
         max_s=ms(max(samples)),
     )
 
@@ -315,7 +317,7 @@ def _families(metrics: RunMetrics, extra: Mapping[str, str]) -> list[Metric]:
             # family with a `quantile` label, as the text format defines them. None (no samples)
             # is left out rather than written as NaN.
             labels = dict(zip(base, values, strict=True))
-            for q, value in zip(QUANTILES, (stats.p50_s, stats.p95_s), strict=True):
+            for q, value in zip(QUANTILES, (stats.p50_s, stats.p95_s, stats.p99_s), strict=True):
                 if value is not None:
                     family.add_sample(name, {**labels, "quantile": f"{q:g}"}, value)
             if stats.max_s is not None:

@@ -161,7 +161,7 @@ def _strip(output: OutputReport) -> str:
 
 
 def _run_metrics(metrics: RunMetrics) -> str:
-    """The "Run metrics" section: per stage P50 / P95 / max, then the counts and the cost."""
+    """The "Run metrics" section: per stage P50 / P95 / P99 / max, then the counts and the cost."""
 
     def seconds(value: float | None) -> str:
         return "–" if value is None else f"{value:.2f} s"
@@ -171,7 +171,7 @@ def _run_metrics(metrics: RunMetrics) -> str:
         stages: list[tuple[str, Latency]] = [(stage, getattr(m, stage)) for stage in STAGES]
         rows = "".join(
             f"<tr><td>{escape(stage)}</td><td>{lat.samples}</td><td>{seconds(lat.p50_s)}</td>"
-            f"<td>{seconds(lat.p95_s)}</td><td>{seconds(lat.max_s)}</td></tr>"
+            f"<td>{seconds(lat.p95_s)}</td><td>{seconds(lat.p99_s)}</td><td>{seconds(lat.max_s)}</td></tr>"
             for stage, lat in stages
         )
         rate = "–" if m.success_rate is None else f"{m.success_rate * 100:.1f}%"
@@ -187,8 +187,8 @@ def _run_metrics(metrics: RunMetrics) -> str:
             ("cost", f"${m.cost_usd:.2f}{per_s}"),
         ]
         parts.append(
-            f'<table class="run-metrics"><tr><th colspan="5">{escape(m.backend)} ({escape(m.model_id)})</th></tr>'
-            f"<tr><th>stage</th><th>samples</th><th>P50</th><th>P95</th><th>max</th></tr>{rows}</table>"
+            f'<table class="run-metrics"><tr><th colspan="6">{escape(m.backend)} ({escape(m.model_id)})</th></tr>'
+            f"<tr><th>stage</th><th>samples</th><th>P50</th><th>P95</th><th>P99</th><th>max</th></tr>{rows}</table>"
             '<table class="run-metrics"><tr>'
             + "".join(f"<th>{escape(k)}</th>" for k, _ in counts)
             + "</tr><tr>"
