@@ -112,13 +112,17 @@ def read_regular(path: str | Path, *, max_bytes: int, what: str = "file") -> byt
         _check_regular(os.fstat(fh.fileno()), what, max_bytes)
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise NotReadable(f"it is larger than {max_bytes} bytes, the most a {what} may be")
+        raise NotReadable(f"it is larger than {max_bytes} bytes, the most {_a(what)} may be")
     return data
+
+
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
 
 
 def _check_regular(info: os.stat_result, what: str, max_bytes: int) -> None:
     if stat.S_ISDIR(info.st_mode):
-        raise NotReadable(f"it is a folder; a {what} must be a regular file")
+        raise NotReadable(f"it is a folder; {_a(what)} must be a regular file")
     if not stat.S_ISREG(info.st_mode):
         kind = (
             "a FIFO (named pipe)"
@@ -129,6 +133,6 @@ def _check_regular(info: os.stat_result, what: str, max_bytes: int) -> None:
             if stat.S_ISSOCK(info.st_mode)
             else "not a regular file"
         )
-        raise NotReadable(f"it is {kind}; a {what} must be a regular file")
+        raise NotReadable(f"it is {kind}; {_a(what)} must be a regular file")
     if info.st_size > max_bytes:
-        raise NotReadable(f"it is {info.st_size} bytes; a {what} may be at most {max_bytes} bytes")
+        raise NotReadable(f"it is {info.st_size} bytes; {_a(what)} may be at most {max_bytes} bytes")

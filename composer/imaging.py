@@ -14,10 +14,73 @@ import cv2
 import numpy as np
 
 from composer.errors import MediaError
-from composer.files import write_bytes_atomic
+from composer.files import NotReadable, read_regular, write_bytes_atomic
 
 # OpenCV's own threads fight ffmpeg's for the two cores we usually have.
 cv2.setNumThreads(1)
+
+
+#: The most pixels an image may have (8K UHD is 33 million): decoding allocates 3 bytes per
+#: pixel before anything else can look at it, so a header claiming 30000x30000 is refused first.
+MAX_IMAGE_PIXELS = 40_000_000
+#: The largest image file read.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+_FORMATS = "use a PNG, JPEG or WebP file"
+
+
+def header_size(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) read from a PNG, JPEG or WebP header, or None if it is not one.
+
+    Only the header is read, so the size is known before anything is decoded.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return "PNG", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8X":
+            return (
+                "WebP",
+                int.from_bytes(data[24:27], "little") + 1,
+                int.from_bytes(data[27:30], "little") + 1,
+            )
+        if chunk == b"VP8L" and data[20:21] == b"\x2f":
+            bits = int.from_bytes(data[21:25], "little")
+            return "WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            return (
+                "WebP",
+                int.from_bytes(data[26:28], "little") & 0x3FFF,
+                int.from_bytes(data[28:30], "little") & 0x3FFF,
+            )
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[str, int, int] | None:
+    # Walk the marker segments up to the first start-of-frame, which holds the size.
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if at + 9 > len(data):
+                return None
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            width = int.from_bytes(data[at + 7 : at + 9], "big")
+            return "JPEG", width, height
+        if length < 2:
+            return None
+        at += 2 + length
+    return None
 
 
 def probe_image(path: str | Path) -> tuple[int, int]:
@@ -27,19 +90,39 @@ def probe_image(path: str | Path) -> tuple[int, int]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to an 8-bit BGR array."""
+    """Decode an image file to an 8-bit BGR array.
+
+    Only a regular file is read (a FIFO or ``/dev/zero`` would never end), and only a PNG,
+    JPEG or WebP whose header gives a size within :data:`MAX_IMAGE_PIXELS` is decoded.
+    """
     path = Path(path)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise MediaError(f"image {path} not found")
+    try:
+        raw = read_regular(path, max_bytes=MAX_IMAGE_BYTES, what="image")
+    except NotReadable as exc:
+        raise MediaError(f"image {_name(path)}: {exc}") from None
+    header = header_size(raw)
+    if header is None:
+        raise MediaError(f"image {_name(path)} is not a PNG, JPEG or WebP image; {_FORMATS}")
+    kind, width, height = header
+    if width * height > MAX_IMAGE_PIXELS:
+        raise MediaError(
+            f"image {_name(path)} is {width}x{height} ({kind} header): more than the "
+            f"{MAX_IMAGE_PIXELS} pixel limit; scale it down (a first frame needs no more than the output size)"
+        )
+    data = np.frombuffer(raw, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise MediaError(
-            f"image {path} cannot be decoded; use a PNG, JPEG or WebP file"
-        )
+        raise MediaError(f"image {_name(path)} cannot be decoded; {_FORMATS}")
     if image.shape[0] < 16 or image.shape[1] < 16:
-        raise MediaError(f"image {path} is {image.shape[1]}x{image.shape[0]}; use at least 16x16 pixels")
+        raise MediaError(
+            f"image {_name(path)} is {image.shape[1]}x{image.shape[0]}; use at least 16x16 pixels"
+        )
     return image
+
+
+def _name(path: Path, limit: int = 200) -> str:
+    text = str(path)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
@@ -64,7 +147,9 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
     new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    resized = cv2.resize(
+        image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    )
     x0, y0 = (new_w - width) // 2, (new_h - height) // 2
     return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
 
@@ -108,14 +193,18 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 def draw_disc(image: np.ndarray, x: float, y: float, radius: float, color: tuple[float, ...]) -> None:
     """A filled anti-aliased disc at a sub-pixel position (in place)."""
     cx, cy = _fixed((x, y))
-    cv2.circle(image, (int(cx), int(cy)), max(1, round(radius * (1 << _SHIFT))), color, -1, cv2.LINE_AA, _SHIFT)
+    cv2.circle(
+        image, (int(cx), int(cy)), max(1, round(radius * (1 << _SHIFT))), color, -1, cv2.LINE_AA, _SHIFT
+    )
 
 
 def draw_polyline(
     image: np.ndarray, points: np.ndarray, color: tuple[float, ...], thickness: int = 1, closed: bool = False
 ) -> None:
     """An anti-aliased polyline through ``points`` (N x 2 floats, sub-pixel), in place."""
-    cv2.polylines(image, [_fixed(points).reshape(-1, 1, 2)], closed, color, max(1, thickness), cv2.LINE_AA, _SHIFT)
+    cv2.polylines(
+        image, [_fixed(points).reshape(-1, 1, 2)], closed, color, max(1, thickness), cv2.LINE_AA, _SHIFT
+    )
 
 
 def fill_polygon(image: np.ndarray, points: np.ndarray, color: tuple[float, ...]) -> None:
