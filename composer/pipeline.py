@@ -29,7 +29,7 @@ from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output, prepare_take
 from composer.config import with_prices
 from composer.decide import Attempt
-from composer.errors import ComposerError, EnvironmentProblem, Interrupted, Issue, PlanError, StoryboardError
+from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import (
     FailureRecord,
     Manifest,
@@ -48,6 +48,7 @@ from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
 from composer.plan import modes
 from composer.plan.model import OutputPlan, Plan, Segment
 from composer.plan.planner import make_plan
+from composer.plan.read import read_plan as read_plan_file
 from composer.report import write_report
 from composer.report.build import build_report
 from composer.report.model import Problem, Report
@@ -136,32 +137,12 @@ def load_and_plan(
 
 
 def read_plan(path: str | Path) -> Plan | None:
-    """The plan in ``path`` if it is a ``plan.json`` (rendering from it needs no storyboard), else None."""
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # not readable JSON: let the storyboard loader say what is wrong
-    if not isinstance(data, dict) or "outputs" not in data or "capabilities" not in data:
-        return None
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise StoryboardError(
-            [
-                Issue(
-                    str(path),
-                    None,
-                    None,
-                    where,
-                    f"not a valid plan.json ({first['msg']}); make one with `composer plan FILE --json`",
-                )
-            ]
-        ) from None
+    """The plan in ``path`` if it is a ``plan.json`` (rendering from it needs no storyboard), else None.
+
+    Checked like a storyboard (:func:`composer.plan.read.read_plan`): located errors, and
+    output names that are plain file names.
+    """
+    return read_plan_file(path)
 
 
 def validate(path: str | Path, *, backend: str | None = None, strict: bool = False) -> Plan:

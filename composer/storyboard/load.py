@@ -95,6 +95,11 @@ _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _HEX_LIKE_SIZE = re.compile(r"^0[xX][0-9]+$")
 
 
+def issue_at(file: str, positions: dict[Loc, Position], loc: Loc, message: str) -> Issue:
+    """An issue at the line where ``loc`` (or the nearest part of it) was written."""
+    return _issue(file, positions, loc, message)
+
+
 class _Refused(Exception):
     """A value the loader will not build; ``mark`` is where it was written."""
 
