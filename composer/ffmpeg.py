@@ -527,7 +527,7 @@ def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> 
                 what=f"copying the video of {part.name}")
             videos.append(video)
         listing = Path(work) / "list.txt"
-        listing.write_text("".join(f"file '{p.resolve().as_posix()}'\n" for p in videos))
+        listing.write_text("".join(f"{concat_file_line(p)}\n" for p in videos))
         cmd = [*_base_args(), "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
         if audio is not None:
             raw = Path(work) / "audio.pcm"
@@ -986,6 +986,23 @@ class ConcatPart:
     outpoint: Fraction | None = None
 
 
+def concat_file_line(path: Path) -> str:
+    """The concat demuxer's ``file '...'`` line for ``path``, quoted so any name reads back whole.
+
+    ffmpeg reads the name with ``av_get_token``: inside single quotes nothing is special but
+    the closing quote, so a ``'`` is written as ``'\\''`` (close, escaped quote, reopen). A
+    line break cannot be quoted at all (the listing is read line by line), so it is refused
+    rather than let a name add a directive of its own.
+    """
+    text = path.resolve().as_posix()
+    if any(c in text for c in "\n\r\0"):
+        raise MediaError(
+            f"cannot list {text[:200]!r} for ffmpeg's concat: the path holds a line break; "
+            "rename the folder or file (or set COMPOSER_CACHE to a plain folder)"
+        )
+    return "file '" + text.replace("'", "'\\''") + "'"
+
+
 def _seconds(micros: int) -> str:
     return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
@@ -1001,7 +1018,7 @@ def concat_listing(parts: Sequence[ConcatPart], fps: Fraction) -> str:
     """
     lines, done = [], 0
     for part in parts:
-        lines.append(f"file '{part.path.resolve().as_posix()}'")
+        lines.append(concat_file_line(part.path))
         start, end = Fraction(done) / fps, Fraction(done + part.frames) / fps
         lines.append(f"duration {_seconds(round(end * 1_000_000) - round(start * 1_000_000))}")
         if part.inpoint is not None:

@@ -23,6 +23,7 @@ the ``clip_frames`` the compositor used. What does not live here: the frame arit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -548,6 +549,13 @@ def export(folder: Path, fmt: Format = "otio", dest: Path | None = None) -> list
     return paths
 
 
+def to_strings(spec: TimelineSpec, fmt: Format) -> list[str]:
+    """The text of ``spec`` as ``fmt`` without writing it (EDL: one text per output)."""
+    if fmt not in FORMATS:
+        raise ComposerError(f"unknown timeline format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return _write_strings(_library(fmt), spec, fmt)
+
+
 def write_timeline(folder: Path) -> Path | None:
     """``folder/timeline.otio`` for the render just written there; None without OpenTimelineIO.
 
@@ -666,10 +674,12 @@ def _write_strings(otio: Any, spec: TimelineSpec, fmt: Format) -> list[str]:
         timelines = [to_otio(spec, [track]) for track in spec.tracks]
         for timeline, track in zip(timelines, spec.tracks, strict=True):
             timeline.name = f"{spec.name} {Path(track.name).stem}" if len(timelines) > 1 else spec.name
+            _one_line_names(timeline)  # XML 1.0 has no place for most control characters
         if len(timelines) == 1:
             return [otio.adapters.write_to_string(timelines[0], "fcpx_xml")]
         collection = otio.schema.SerializableCollection(name=spec.name, children=timelines)
         return [otio.adapters.write_to_string(collection, "fcpx_xml")]
+    _check_edl_rate(otio, spec.fps)
     texts = []
     for track in spec.tracks:
         timeline = to_otio(spec, [track])
@@ -677,5 +687,32 @@ def _write_strings(otio: Any, spec: TimelineSpec, fmt: Format) -> list[str]:
         for clip in timeline.find_clips():
             # A reel names the source in 8 characters: the take's key, which is unique.
             clip.metadata["cmx_3600"] = {"reel": clip.media_reference.name[:8]}
+        _one_line_names(timeline)
         texts.append(otio.adapters.write_to_string(timeline, "cmx_3600"))
     return texts
+
+
+def _check_edl_rate(otio: Any, fps: Fraction) -> None:
+    """A clear error where the CMX 3600 writer would end in a traceback: its SMPTE timecode
+    has no frame count for rates such as 12 or 15 fps."""
+    try:
+        otio.opentime.RationalTime(1, float(fps)).to_timecode(float(fps))
+    except ValueError:
+        raise ComposerError(
+            f"an EDL counts time in SMPTE timecode, which has no {float(fps):g} fps "
+            "(it has 23.976, 24, 25, 29.97, 30, 48, 50, 59.94 and 60): export otio instead"
+        ) from None
+
+
+def _one_line_names(timeline: Any) -> None:
+    """Control characters out of every name: an EDL is one event per line, so a newline in a
+    storyboard title or a marker would write an event line of its own (and XML 1.0 cannot
+    hold most of them)."""
+    items = [timeline, *timeline.tracks, *timeline.find_children()]
+    for item in items:
+        item.name = _CONTROL.sub(" ", item.name or "")
+        for marker in getattr(item, "markers", ()):
+            marker.name = _CONTROL.sub(" ", marker.name or "")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

@@ -8,10 +8,22 @@ so a prompt holding ``<script>`` shows as text. What does not live here: the num
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from composer.export.metrics import STAGES, Latency, RunMetrics
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport
+
+#: The only thumbnails a page shows: JPEG data URIs as composer writes them. A ``report.json``
+#: may have been edited, and any other value in an ``<img src>`` or a ``url()`` could make the
+#: page load a remote address (or break out of the attribute).
+_THUMBNAIL = re.compile(r"^data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}$")
+
+
+def _thumbnail(uri: str | None) -> str:
+    """``uri`` if it is a ``data:image/jpeg;base64,`` thumbnail, else "" (not shown)."""
+    return uri if uri is not None and _THUMBNAIL.match(uri) else ""
+
 
 _CSS = """
 :root { --ok:#2e7d32; --warn:#b7791f; --bad:#c53030; --ink:#1a202c; --mute:#718096; --line:#e2e8f0; }
@@ -109,9 +121,9 @@ def _segment(seg: SegmentReport) -> str:
     state = "regenerate" if seg.flagged else ("warn" if seg.regenerated else "ok")
     label = "flagged" if seg.flagged else ("regenerated" if seg.regenerated else "passed")
     thumb = (
-        f'<div class="thumbs"><figure><img alt="middle frame of {escape(seg.id)}" src="{escape(seg.thumbnail)}">'
+        f'<div class="thumbs"><figure><img alt="middle frame of {escape(seg.id)}" src="{_thumbnail(seg.thumbnail)}">'
         f"<figcaption>kept take, middle frame</figcaption></figure></div>"
-        if seg.thumbnail
+        if _thumbnail(seg.thumbnail)
         else ""
     )
     return (
@@ -128,6 +140,7 @@ def _seam(seam: SeamReport) -> str:
     figures = "".join(
         f'<figure><img alt="{escape(key)} the join" src="{escape(uri)}"><figcaption>{escape(key)}</figcaption></figure>'
         for key, uri in seam.thumbnails.items()
+        if _thumbnail(uri)
     )
     rows = "".join(
         "<tr>"
@@ -151,8 +164,8 @@ def _strip(output: OutputReport) -> str:
         share = (seg.end_s - seg.start_s) / total * 100
         state = "regenerate" if seg.flagged else ("warn" if seg.regenerated else "ok")
         style = f"width:{share:.3f}%"
-        if seg.thumbnail:
-            style += f";background-image:url('{escape(seg.thumbnail)}')"
+        if _thumbnail(seg.thumbnail):
+            style += f";background-image:url('{_thumbnail(seg.thumbnail)}')"
         cells.append(
             f'<div class="{state}" style="{style}" title="{escape(seg.id)}: {escape(seg.verdict)}">'
             f"<span>{escape(seg.id)}</span></div>"
