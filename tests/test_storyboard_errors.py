@@ -89,7 +89,10 @@ CASES = [
         HEAD + SCENE_A + "  - id: b\n    prompt: hills\n    duration_s: 30\n    camara: static\n",
         at="camara: static",
         field="scenes[1].camara",
-        hint="allowed here: camera, duration_s, id, image, negative_prompt, prompt, seed, transition_out",
+        hint=(
+            "allowed here: camera, duration_s, id, image, motion_intensity, negative_prompt, prompt, seed, "
+            "style_strength, transition_out"
+        ),
     ),
     Case(
         "negative-duration",

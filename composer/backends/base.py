@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from composer.storyboard.model import KNOBS
+
 Size = tuple[int, int]
 
 
@@ -58,9 +60,21 @@ class Capabilities(_Frozen):
     poll_interval_s: float = Field(
         5.0, description="First wait before polling a submitted operation; backs off from there."
     )
+    style_strength: bool = Field(
+        False, description="Takes the style_strength knob (how closely the take keeps its image)."
+    )
+    motion_intensity: bool = Field(
+        False, description="Takes the motion_intensity knob (how much the camera and elements move)."
+    )
 
     def resolve_model(self, model: str) -> str:
         return self.models.get(model, model)
+
+    def takes_knob(self, name: str) -> bool:
+        """Whether requests to this backend carry the image-guidance knob ``name`` (see KNOBS)."""
+        if name not in KNOBS:
+            raise ValueError(f"unknown knob {name!r}; the knobs are {', '.join(KNOBS)}")
+        return bool(getattr(self, name))
 
     @property
     def longest_clip_s(self) -> float:
@@ -101,10 +115,26 @@ class GenerationRequest(_Frozen):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Backend-specific knobs (local: drift)."
     )
+    style_strength: float | None = Field(
+        None, description="Sent to the backend (one that takes it); None: not sent, its default."
+    )
+    motion_intensity: float | None = Field(
+        None, description="Sent to the backend (one that takes it); None: not sent, its default."
+    )
 
     def key(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        # An unset knob is left out, so a request without knobs keeps the key it had before
+        # knobs existed (and the cache keeps its takes); a set one changes the key.
+        for name in KNOBS:
+            if data[name] is None:
+                del data[name]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+    def knobs(self) -> dict[str, float]:
+        """The knobs this request carries (those not None)."""
+        return {name: value for name in KNOBS if (value := getattr(self, name)) is not None}
 
 
 class ClipInfo(_Frozen):

@@ -40,6 +40,9 @@ CAPABILITIES = Capabilities(
     models={"fast": "local-fast", "quality": "local-quality"},
     price_per_s={},
     needs_key=False,
+    # The image-guidance knobs: the generator honours both (procedural.py).
+    style_strength=True,
+    motion_intensity=True,
 )
 
 
@@ -47,7 +50,9 @@ class LocalBackend:
     """The embedded generator behind the Backend protocol: renders, encodes, reports.
 
     ``generate`` renders a fresh clip (from a prompt, a storyboard image, or a frame of an
-    earlier local take); ``extend`` renders the next seconds of a clip and joins them to the
+    earlier local take), honouring the request's ``style_strength`` (how far the take may
+    depart from its first frame's palette and framing) and ``motion_intensity`` (how fast the
+    camera and the elements move); ``extend`` renders the next seconds of a clip and joins them to the
     parent by stream copy, so ``dest`` holds the whole lengthened clip, as Veo does. Every
     part is encoded straight into the output encoding (composer's shared x264 settings, IDR
     frames at the take frames listed in ``options.keyframes``), so an accepted take goes into
@@ -88,6 +93,7 @@ class LocalBackend:
                 frames,
                 drift=drift,
                 image=source,
+                **request.knobs(),
             )
         renderer = procedural.Renderer(state, image)
         audio = renderer.audio() if request.audio else None
@@ -122,7 +128,7 @@ class LocalBackend:
         if new_frames < 1:
             raise TerminalError(f"an extension of {request.duration_s} s has no frames")
         state = procedural.extend_state(
-            parent, new_frames, request.camera, request.seed, drift=_drift_option(request)
+            parent, new_frames, request.camera, request.seed, drift=_drift_option(request), **request.knobs()
         )
         image = self._world_image(parent, inputs.parent_path)
         renderer = procedural.Renderer(state, image)
@@ -165,7 +171,9 @@ class LocalBackend:
             image = self._world_image(earlier, None)
         except TerminalError:
             return None, None
-        state = procedural.continue_state(earlier, index, request.camera, request.seed, frames, drift=drift)
+        state = procedural.continue_state(
+            earlier, index, request.camera, request.seed, frames, drift=drift, **request.knobs()
+        )
         return state, image
 
     def _world_image(self, state: dict[str, Any], clip: Path | None) -> np.ndarray | None:

@@ -3,8 +3,11 @@
 What lives here: reading a scene kind from a prompt and a camera move from its camera text,
 painting a world (a background canvas larger than the frame plus moving elements), moving a
 virtual camera over it, a slow seed-dependent *drift* (brightness, colour, position) that
-imitates how real generators wander over long clips, ambient audio, and the JSON *state*
-that lets a clip be continued (extended, or restarted from one of its frames) exactly.
+imitates how real generators wander over long clips, the two image-guidance knobs (a
+*departure* from the first frame's palette and layout that a lower ``style_strength`` lets
+grow, and a ``motion_intensity`` that scales how fast the camera and the elements move),
+ambient audio, and the JSON *state* that lets a clip be continued (extended, or restarted
+from one of its frames) exactly.
 
 What does not: files, subprocesses and encoding (``backends/local.py`` and ``ffmpeg.py``),
 or anything about requests and caching. Pixel operations go through ``composer.imaging``.
@@ -144,6 +147,59 @@ DRIFT_COMPONENTS = ("brightness", "saturation", "hue", "x", "y")
 _DRIFT_BASE_RATE = np.array([0.102, 0.00252, 0.108, 0.00108, 0.0006])
 _EXTENSION_GROWTH = 0.75
 
+# style_strength: how far a take may depart from its first frame towards the prompt's own
+# palette (and shift its framing): the departure grows by DEPART_RATE * (1 - s) per second up
+# to DEPART_MAX * (1 - s)**2, so 0.9 barely moves, 0.65 (a walkthrough) drifts a little over a
+# long chain, and 0.2 lets the prompt take over. Unset: no departure (the generator as before).
+DEPART_RATE = 0.06
+DEPART_MAX = 0.9
+_DEPART_SHIFT = 0.25  # framing shift at full departure, as a fraction of the frame width / height
+# The prompt's palette by scene kind: dark, middle and light stops of a gradient map (hex RGB).
+_PALETTES = {
+    "city": ("#1a1f3a", "#c26a2e", "#ffd9a0"),
+    "sea": ("#06243a", "#1f7a8c", "#d8f3f0"),
+    "snow": ("#2b3440", "#9fb4c8", "#ffffff"),
+    "forest": ("#0f2414", "#4f7d2c", "#e3efb0"),
+    "desert": ("#3a1f0e", "#c8873d", "#fbe3b0"),
+    "fire": ("#1a0500", "#d0401a", "#ffd060"),
+    "night": ("#03040f", "#23306b", "#b8c4ff"),
+    "sky": ("#20407a", "#6fa8dc", "#fff6e0"),
+    "abstract": ("#2a0f3a", "#b0407a", "#ffe0f0"),
+}
+
+
+def motion_factor(motion_intensity: float | None) -> float:
+    """Speed of the camera and the elements for a ``motion_intensity``: 0.5 (and unset) is the
+    generator's usual pace, 0.0 stands still, 1.0 moves twice as fast."""
+    return 1.0 if motion_intensity is None else 2.0 * max(0.0, min(1.0, float(motion_intensity)))
+
+
+def _knob_fields(
+    clip: ClipState | None, frame: int, style_strength: float | None, motion_intensity: float | None
+) -> dict[str, Any]:
+    """The knob fields of a new segment that starts at clip frame ``frame`` of ``clip`` (None: a new world).
+
+    A knob left unset carries on as the clip had it; a clip without knobs gets none, so its
+    frames are exactly what the generator made before knobs existed.
+    """
+    last = clip.segment(frame) if clip is not None else {}
+    fields: dict[str, Any] = {}
+    if style_strength is None and "hold" in last:
+        style_strength = float(last["hold"])
+    if style_strength is not None or "hold" in last:
+        s = max(0.0, min(1.0, float(style_strength if style_strength is not None else 1.0)))
+        fields["hold"] = s
+        fields["depart0"] = clip.departure(frame) if clip is not None else 0.0
+        fields["depart_rate"] = DEPART_RATE * (1.0 - s)
+        fields["depart_max"] = DEPART_MAX * (1.0 - s) ** 2
+    if motion_intensity is None and "motion" in last:
+        fields["motion"] = float(last["motion"])
+    elif motion_intensity is not None:
+        fields["motion"] = motion_factor(motion_intensity)
+    if "motion" in fields:
+        fields["clock0"] = clip.clock(frame) if clip is not None else 0.0
+    return fields
+
 
 def scene_kind(prompt: str) -> str:
     """The scene kind a prompt describes (``abstract`` when no word matches)."""
@@ -200,13 +256,13 @@ def _drift_rate(seed: int, scale: float) -> list[float]:
     return [float(v) for v in _DRIFT_BASE_RATE * weights * strength * scale]
 
 
-def _camera_spec(text: str | None, t0: int, pose0: list[float]) -> dict[str, Any]:
+def _camera_spec(text: str | None, t0: int, pose0: list[float], motion: float = 1.0) -> dict[str, Any]:
     move = parse_camera(text)
     return {
         "text": text or "",
         "mode": move.mode,
         "direction": move.direction,
-        "speed": move.speed,
+        "speed": move.speed * motion,
         "t0": t0,
         "pose0": [float(v) for v in pose0],
     }
@@ -223,11 +279,14 @@ def new_state(
     *,
     drift: float = 1.0,
     image: dict[str, Any] | None = None,
+    style_strength: float | None = None,
+    motion_intensity: float | None = None,
 ) -> dict[str, Any]:
     """The state of a fresh clip of ``frames`` frames (``image``: the first frame's source, if any).
 
     ``image`` is JSON data the backend uses to find the image again (path, sha256); the
-    pixels themselves are passed to :class:`Renderer`.
+    pixels themselves are passed to :class:`Renderer`. ``style_strength`` and
+    ``motion_intensity`` (0..1, None: unset) are the image-guidance knobs.
     """
     fps = parse_fps(fps)
     world = {
@@ -246,13 +305,22 @@ def new_state(
         "extension": 0,
         "drift0": [0.0] * len(DRIFT_COMPONENTS),
         "rate": _drift_rate(seed, drift),
-        "camera": _camera_spec(camera, 0, pose0),
+        "camera": _camera_spec(camera, 0, pose0, motion_factor(motion_intensity)),
+        **_knob_fields(None, 0, style_strength, motion_intensity),
     }
     return _summarise({"version": STATE_VERSION, **world, "origin": 0, "segments": [segment]})
 
 
 def continue_state(
-    state: dict[str, Any], frame: int, camera: str | None, seed: int, frames: int, *, drift: float = 1.0
+    state: dict[str, Any],
+    frame: int,
+    camera: str | None,
+    seed: int,
+    frames: int,
+    *,
+    drift: float = 1.0,
+    style_strength: float | None = None,
+    motion_intensity: float | None = None,
 ) -> dict[str, Any]:
     """A fresh clip (extension index 0) whose frame 0 is frame ``frame`` of the clip ``state``."""
     clip = ClipState(state)
@@ -264,7 +332,8 @@ def continue_state(
         "extension": 0,
         "drift0": [float(v) for v in clip.drift(frame)],
         "rate": _drift_rate(seed, drift),
-        "camera": _camera_spec(camera, clip.origin + frame, pose),
+        "camera": _camera_spec(camera, clip.origin + frame, pose, motion_factor(motion_intensity)),
+        **_knob_fields(clip, frame, style_strength, motion_intensity),
     }
     new = {
         key: state[key]
@@ -274,16 +343,32 @@ def continue_state(
 
 
 def extend_state(
-    state: dict[str, Any], frames: int, camera: str | None, seed: int, *, drift: float = 1.0
+    state: dict[str, Any],
+    frames: int,
+    camera: str | None,
+    seed: int,
+    *,
+    drift: float = 1.0,
+    style_strength: float | None = None,
+    motion_intensity: float | None = None,
 ) -> dict[str, Any]:
-    """The state of ``state``'s clip lengthened by ``frames`` frames (next extension index)."""
+    """The state of ``state``'s clip lengthened by ``frames`` frames (next extension index).
+
+    A knob left unset carries on as the clip had it (an extension request may not repeat them).
+    """
     clip = ClipState(state)
     last = state["segments"][-1]
     end = clip.frames
-    if (camera or "") == last["camera"]["text"]:
+    knobs = _knob_fields(clip, end - 1, style_strength, motion_intensity)
+    if "clock0" in knobs:
+        knobs["clock0"] = clip.clock(end)  # the clock runs on past the last frame
+    if "depart0" in knobs:
+        knobs["depart0"] = clip.departure(end)
+    speed = float(knobs.get("motion", last.get("motion", 1.0)))
+    if (camera or "") == last["camera"]["text"] and speed == float(last.get("motion", 1.0)):
         cam = last["camera"]  # same move: keep its time origin, so the motion just goes on
     else:
-        cam = _camera_spec(camera, clip.origin + end, clip.pose(end))
+        cam = _camera_spec(camera, clip.origin + end, clip.pose(end), speed)
     segment = {
         "start": end,
         "frames": int(frames),
@@ -291,6 +376,7 @@ def extend_state(
         "drift0": [float(v) for v in clip.drift(end)],
         "rate": _drift_rate(seed, drift),
         "camera": cam,
+        **knobs,
     }
     return _summarise({**state, "segments": [*state["segments"], segment]})
 
@@ -358,6 +444,23 @@ class ClipState:
         dt = (frame - int(seg["start"])) / float(self.fps)
         growth = 1.0 + _EXTENSION_GROWTH * int(seg["extension"])
         return np.asarray(seg["drift0"], dtype=np.float64) + np.asarray(seg["rate"]) * growth * dt
+
+    def clock(self, frame: int) -> float:
+        """The elements' time (seconds) at clip frame ``frame``: world time, unless a
+        ``motion_intensity`` runs it faster or slower from where its segment began."""
+        seg = self.segment(frame)
+        if "clock0" not in seg:
+            return (self.origin + frame) / float(self.fps)
+        return float(seg["clock0"]) + float(seg["motion"]) * (frame - int(seg["start"])) / float(self.fps)
+
+    def departure(self, frame: int) -> float:
+        """How far clip frame ``frame`` has left the first frame's palette and framing (0..1)."""
+        seg = self.segment(frame)
+        if "depart_rate" not in seg:
+            return float(seg.get("depart0", 0.0))
+        start = float(seg["depart0"])
+        grown = start + float(seg["depart_rate"]) * (frame - int(seg["start"])) / float(self.fps)
+        return min(grown, max(start, float(seg["depart_max"])))
 
     def pose(self, frame: int) -> list[float]:
         """Camera (centre x, centre y, log zoom) in canvas pixels at clip frame ``frame``, without drift."""
@@ -1183,6 +1286,22 @@ def _color_matrix(brightness: float, saturation: float, hue_deg: float) -> np.nd
     return np.hstack([rot @ sat, np.full((3, 1), brightness * _L_STAR_TO_LEVELS)])
 
 
+def _palette_lut(kind: str) -> np.ndarray:
+    """A 256 x 3 BGR table from dark through middle to light of the prompt's palette."""
+    dark, mid, light = (_c(h) for h in _PALETTES.get(kind, _PALETTES["abstract"]))
+    level = np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None]
+    low = dark + (mid - dark) * np.clip(level * 2, 0, 1)
+    high = mid + (light - mid) * np.clip(level * 2 - 1, 0, 1)
+    return np.where(level < 0.5, low, high).astype(np.uint8)
+
+
+def _gradient_map(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``frame`` recoloured in a palette by its luma: the layout kept, the colours the prompt's."""
+    wide = frame.astype(np.uint16)
+    luma = (wide[..., 0] * 29 + wide[..., 1] * 150 + wide[..., 2] * 77) >> 8
+    return lut[luma]
+
+
 class Renderer:
     """Renders the frames and audio of the clip a state describes."""
 
@@ -1194,6 +1313,13 @@ class Renderer:
         born = int(state.get("born", 0))
         self._born = born
         self._fade_frames = max(1, round(1.5 * float(self.fps)))
+        # Where a departure shifts the framing: one direction per world.
+        angle = np.random.default_rng([int(state["world_seed"]) & 0xFFFFFFFF, 0x5E1D]).uniform(0, 2 * np.pi)
+        self._shift = (
+            math.cos(angle) * _DEPART_SHIFT * self.width,
+            math.sin(angle) * _DEPART_SHIFT * self.height,
+        )
+        self._palette = _palette_lut(self.clip.kind)
 
     @property
     def frames_total(self) -> int:
@@ -1204,9 +1330,10 @@ class Renderer:
         clip, world = self.clip, self.world
         w, h = self.width, self.height
         drift = clip.drift(index)
+        departure = clip.departure(index)
         x, y, logz = clip.pose(index)
-        x += drift[3] * w
-        y += drift[4] * h
+        x += drift[3] * w + departure * self._shift[0]
+        y += drift[4] * h + departure * self._shift[1]
         zoom = math.exp(logz)
         # Keep the view inside the canvas vertically (and horizontally where it does not wrap).
         half_h, half_w = h / (2 * zoom), w / (2 * zoom)
@@ -1230,13 +1357,15 @@ class Renderer:
         fade = min(1.0, (world_frame - self._born) / self._fade_frames) if clip.image_world else 1.0
         if fade > 0:
             view = _View(x, y, zoom, w, h, world.cw, world.wrap)
-            t = world_frame / float(self.fps)
+            t = clip.clock(index)
             if fade >= 1.0:
                 world.draw_elements(out, t, view)
             else:
                 layer = out.copy()
                 world.draw_elements(layer, t, view)
                 out = imaging.blend(out, layer, fade)
+        if departure > 0:
+            out = imaging.blend(out, _gradient_map(out, self._palette), departure)
         if drift[0] or drift[1] or drift[2]:
             out = imaging.color_transform(out, _color_matrix(drift[0], drift[1], drift[2]))
         return out

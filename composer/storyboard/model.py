@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,40 @@ def duplicate_ids(ids: list[str]) -> list[tuple[int, str]]:
 
 def duplicate_message(scene_id: str) -> str:
     return f"duplicate scene id {scene_id!r}; every scene needs its own id"
+
+
+#: The image-guidance knobs: a scene's own value, else ``generation:``'s; unset: the backend's default.
+KNOBS = ("style_strength", "motion_intensity")
+
+_STYLE_STRENGTH_HELP = (
+    "How closely the video keeps the reference image's colours and composition, 0.0-1.0: "
+    "0.6-0.7 for product and architecture walkthroughs, 0.8-0.9 for brand content, lower when "
+    "large motion is wanted (above about 0.85 motion becomes constrained). Unset: the backend's default."
+)
+_MOTION_INTENSITY_HELP = (
+    "How much the camera and the things in the picture move, 0.0 (nearly still) to 1.0 (as much "
+    "as the model makes). Unset: the backend's default."
+)
+_KNOB_HINTS = {
+    "style_strength": "0.6-0.7 suits product and architecture walkthroughs, 0.8-0.9 brand content",
+    "motion_intensity": "0.0 is nearly still, 1.0 as much motion as the model makes",
+}
+
+
+def check_knob(name: str, value: object) -> object:
+    """Refuse what is not a number from 0.0 to 1.0 for knob ``name``, with the range and a hint.
+
+    Runs before pydantic's own checks, so ``true`` (which pydantic would read as 1.0), text and
+    out-of-range numbers all get this message.
+    """
+    if value is None:
+        return value
+    hint = _KNOB_HINTS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number from 0.0 to 1.0 (got {value!r}); {hint}")
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails this too
+        raise ValueError(f"{value!r} is outside 0.0-1.0; {hint}")
+    return float(value)
 
 
 class _Model(BaseModel):
@@ -155,6 +190,13 @@ class GenerationSettings(_Model):
             "Unset: no fallback. Every fallback is recorded in the manifest and the report."
         ),
     )
+    style_strength: float | None = Field(None, ge=0, le=1, description=_STYLE_STRENGTH_HELP)
+    motion_intensity: float | None = Field(None, ge=0, le=1, description=_MOTION_INTENSITY_HELP)
+
+    @field_validator(*KNOBS, mode="before")
+    @classmethod
+    def _knob(cls, value: object, info: ValidationInfo) -> object:
+        return check_knob(str(info.field_name), value)
 
 
 class ContinuitySettings(_Model):
@@ -204,6 +246,17 @@ class Scene(_Model):
     transition_out: Literal["crossfade", "cut"] = Field(
         "crossfade", description="How this scene hands over to the next one."
     )
+    style_strength: float | None = Field(
+        None, ge=0, le=1, description=f"{_STYLE_STRENGTH_HELP} Overrides generation.style_strength."
+    )
+    motion_intensity: float | None = Field(
+        None, ge=0, le=1, description=f"{_MOTION_INTENSITY_HELP} Overrides generation.motion_intensity."
+    )
+
+    @field_validator(*KNOBS, mode="before")
+    @classmethod
+    def _knob(cls, value: object, info: ValidationInfo) -> object:
+        return check_knob(str(info.field_name), value)
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -242,3 +295,19 @@ class Storyboard(_Model):
         if scene.seed is not None:
             return scene.seed
         return (self.generation.seed + index) % 2**32
+
+    def knobs_for(self, index: int) -> dict[str, float]:
+        """The image-guidance knobs of scene ``index`` that are set: its own, else ``generation:``'s."""
+        scene, knobs = self.scenes[index], {}
+        for name in KNOBS:
+            value = getattr(scene, name)
+            value = getattr(self.generation, name) if value is None else value
+            if value is not None:
+                knobs[name] = float(value)
+        return knobs
+
+    def knob_field(self, index: int, name: str) -> str | None:
+        """Where scene ``index``'s knob ``name`` was set (``scenes[i].name`` or ``generation.name``)."""
+        if getattr(self.scenes[index], name) is not None:
+            return f"scenes[{index}].{name}"
+        return f"generation.{name}" if getattr(self.generation, name) is not None else None
