@@ -1,7 +1,8 @@
 """A generic Veo relay: a third-party service with its own small JSON protocol.
 
-What lives here: :data:`CAPABILITIES` (Veo 3.1-like, as data) and :class:`RelayBackend`:
-``POST {base}/videos/generate`` or ``POST {base}/videos:extend`` -> ``{"videoId"}``,
+What lives here: :data:`CAPABILITIES` (Veo 3.1-like, as data, taking both image-guidance
+knobs) and :class:`RelayBackend`: ``POST {base}/videos/generate`` (``style_strength`` and
+``motion_intensity`` in ``parameters`` when set) or ``POST {base}/videos:extend`` -> ``{"videoId"}``,
 ``GET {base}/videos/{id}`` -> ``{status, progress, videoUrl, error}``, then ``videoUrl``
 downloaded (the bearer key goes along only when that URL is on the relay's own host). What
 does not: retries (``jobs/``), HTTP (``http.py``).
@@ -51,6 +52,9 @@ CAPABILITIES = Capabilities(
     # Every relay has its own quota and no official one exists; --rpm (or the config) sets it.
     requests_per_minute=None,
     poll_interval_s=10.0,
+    # The seed's image-guidance knobs: this backend honours both (sent in `parameters`).
+    style_strength=True,
+    motion_intensity=True,
 )
 
 _RUNNING = {"PENDING", "PROCESSING", "QUEUED", "RUNNING", "IN_PROGRESS"}
@@ -114,6 +118,9 @@ class RelayBackend(RemoteBackend):
                     "resolution": remote.resolution_label(request.width, request.height),
                     "duration": round(request.duration_s),
                     "fps": 24,
+                    # The image-guidance knobs, beside resolution and duration as the seed sends
+                    # them; only those set (the request holds only knobs this backend takes).
+                    **request.knobs(),
                 },
             }
             if inputs.first_frame_path is not None:

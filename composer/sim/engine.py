@@ -106,6 +106,8 @@ class RenderSpec:
     audio: bool = True
     image: Path | None = None
     parent: Clip | None = None
+    style_strength: float | None = None  # the image-guidance knobs, None: the generator's default
+    motion_intensity: float | None = None
 
 
 @dataclass
@@ -306,6 +308,8 @@ class Engine:
             seed=spec.seed,
             audio=spec.audio,
             options={"drift": self.drift},
+            style_strength=spec.style_strength,
+            motion_intensity=spec.motion_intensity,
         )
         backend = LocalBackend(intermediate=True)
         started = time.monotonic()

@@ -1,11 +1,13 @@
 """The relay face of the simulator: the Veo 3.1 shape many third-party relays document.
 
 What lives here: :class:`RelayApi` with ``POST /relay/videos/generate`` (JSON
-``{model, prompt, parameters{resolution, duration, fps}, referenceImage{imageContent,
-mimeType}}``), ``GET /relay/videos/{id}`` (``PENDING`` / ``PROCESSING`` / ``COMPLETED`` /
-``FAILED`` with ``progress`` and an absolute ``videoUrl``), ``POST /relay/videos:extend``
+``{model, prompt, parameters{resolution, duration, fps, style_strength, motion_intensity},
+referenceImage{imageContent, mimeType}}``; the two knobs are optional numbers from 0.0 to 1.0,
+checked and applied by the local generator), ``GET /relay/videos/{id}`` (``PENDING`` /
+``PROCESSING`` / ``COMPLETED`` / ``FAILED`` with ``progress``, an absolute ``videoUrl`` and
+the knobs the video was made with under ``parameters``), ``POST /relay/videos:extend``
 (``{sourceVideoId, extendDuration: 7, prompt}``; the result is the whole lengthened clip, as
-Veo returns it) and ``GET /relay/files/{token}.mp4`` (the video; no key needed, like a signed
+Veo returns it, made with its source's knobs) and ``GET /relay/files/{token}.mp4`` (the video; no key needed, like a signed
 URL). Errors are ``{"error": {"code", "message"}}``. What does not: the Veo duration and size
 rules (``veo.py``), storage and renders (``engine.py``).
 
@@ -46,6 +48,23 @@ def envelope(error: ApiError) -> Response:
 
 def invalid(message: str) -> ApiError:
     return ApiError(400, message, code="invalid_parameter")
+
+
+#: The seed's image-guidance knobs, as ``parameters`` names them (camelCase accepted too).
+KNOBS = {"style_strength": "styleStrength", "motion_intensity": "motionIntensity"}
+
+
+def _knobs(params: dict[str, Any]) -> dict[str, float]:
+    """The knobs a create request sets, each checked to be a number from 0.0 to 1.0."""
+    found: dict[str, float] = {}
+    for name, camel in KNOBS.items():
+        value = params.get(name, params.get(camel))
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise invalid(f"parameters.{name} must be a number from 0.0 to 1.0, got {value!r}.")
+        found[name] = float(value)
+    return found
 
 
 def _seconds(value: Any, field: str) -> int:
@@ -152,6 +171,7 @@ class RelayApi:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise invalid(f"parameters.seed must be an integer, got {seed!r}.")
         audio = params.get("generateAudio", model.family != "2.0")
+        knobs = _knobs(params)
         spec = RenderSpec(
             prompt,
             seconds,
@@ -160,6 +180,7 @@ class RelayApi:
             self.engine.seed() if seed is None else seed % 2**32,
             bool(audio),
             image,
+            **knobs,
         )
         op = self.engine.create(
             NAME,
@@ -169,7 +190,7 @@ class RelayApi:
             [spec],
             seconds=seconds,
             total_s=seconds,
-            extra={"pixels": width * height},
+            extra={"pixels": width * height, "knobs": knobs},
         )
         return json_response({"videoId": op.name, "status": "PENDING"})
 
@@ -229,7 +250,12 @@ class RelayApi:
             [spec],
             seconds=EXTENSION_S,
             total_s=clip.seconds + EXTENSION_S,
-            extra={"pixels": clip.width * clip.height, "source": source_id},
+            # The extension carries on with its source's knobs (the generator's state holds them).
+            extra={
+                "pixels": clip.width * clip.height,
+                "source": source_id,
+                "knobs": source.extra.get("knobs", {}),
+            },
         )
         return json_response({"videoId": op.name, "status": "PENDING"})
 
@@ -272,6 +298,7 @@ class RelayApi:
                 "error": error,
                 "model": op.model,
                 "duration": op.total_s,
+                "parameters": dict(op.extra.get("knobs", {})),
             }
         )
 
