@@ -114,7 +114,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"note: {note}")
     # Advice, not errors: stderr and exit 0 (under --strict, validate has already refused them).
-    warnings = lint_storyboard(args.file)
+    warnings = lint_storyboard(args.file, backend=args.backend)
     for warning in warnings:
         print(warning, file=sys.stderr)
     if warnings:
@@ -231,11 +231,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.file is None and not args.final:
         raise ComposerError("give the storyboard to render: composer render FILE")
     settings = _effective(args, args.file)
-    if args.file is not None and read_plan(args.file) is None:  # a plan.json has no prompts left to lint
-        for warning in lint_storyboard(args.file):  # warnings never block a render
-            print(warning, file=sys.stderr)
     # A preview or final pass fixes its own model (fast / quality) unless the command line names one.
     passes = args.preview or args.final
+    if args.file is not None and read_plan(args.file) is None:  # a plan.json has no prompts left to lint
+        lint_backend = args.backend if passes else settings.given("backend")
+        for warning in lint_storyboard(args.file, backend=lint_backend):  # warnings never block a render
+            print(warning, file=sys.stderr)
     bar = ProgressBar(sys.stderr)
     result = render(
         args.file,

@@ -32,6 +32,7 @@ from composer.decide import Attempt
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import (
     FailureRecord,
+    KnobNotSent,
     Manifest,
     OutputRecord,
     SegmentRecord,
@@ -152,14 +153,26 @@ def validate(path: str | Path, *, backend: str | None = None, strict: bool = Fal
     they are raised as a :class:`StoryboardError`, located like any other problem.
     """
     loaded, plan = load_and_plan(path, backend=backend)
-    if strict and (warnings := lint(loaded)):
+    if strict and (warnings := lint(loaded, capabilities=plan.capabilities)):
         raise StoryboardError([w.as_error() for w in warnings])
     return plan
 
 
-def lint_storyboard(source: str | Path | LoadedStoryboard) -> list[LintWarning]:
-    """The prompt-lint warnings of a storyboard file (or one already loaded); advice that never blocks a render."""
-    return lint(source if isinstance(source, LoadedStoryboard) else load_storyboard(source))
+def lint_storyboard(
+    source: str | Path | LoadedStoryboard, *, backend: str | None = None
+) -> list[LintWarning]:
+    """The prompt-lint warnings of a storyboard file (or one already loaded); advice that never blocks a render.
+
+    ``backend`` (else the storyboard's own) is the one the knobs are checked against: a knob
+    it cannot take is a ``knob-unsupported`` warning.
+    """
+    loaded = source if isinstance(source, LoadedStoryboard) else load_storyboard(source)
+    generation = loaded.storyboard.generation
+    try:
+        capabilities = registry.capabilities(backend or generation.backend, generation.model)
+    except EnvironmentProblem:
+        capabilities = None  # an unknown backend is the planner's error to report, not lint's
+    return lint(loaded, capabilities=capabilities)
 
 
 def default_out_dir(storyboard_path: Path) -> Path:
@@ -616,6 +629,11 @@ def _manifest(
         abandoned_operations=result.abandoned,
         fallbacks=[asdict(f) for f in result.fallbacks],
         budget_usd=jobs.budget_usd,
+        knobs_not_sent=[
+            KnobNotSent(segment=seg.id, knob=knob, value=value, backend=plan.generation.backend)
+            for seg in plan.segments
+            for knob, value in plan.knobs_not_sent(seg).items()
+        ],
     )
     metrics = run_metrics(
         manifest.takes,

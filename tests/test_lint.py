@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from composer import pipeline
+from composer.backends import registry
 from composer.errors import StoryboardError
 from composer.storyboard import load_storyboard
 from composer.storyboard.lint import (
@@ -84,6 +85,13 @@ scenes:
     prompt: >-
       A lighthouse on a cliff above a grey winter sea, its beam sweeping over the waves as
       rain squalls pass slowly along the horizon.
+  - id: chase
+    duration_s: 20
+    camera: tracking shot beside the car
+    style_strength: 0.9
+    prompt: >-
+      A red sports car races along a coastal road at sunset, spray rising from the wet tarmac
+      while gulls wheel over the cliffs beside it.
 """.replace(
     "{long}",
     " ".join(
@@ -102,7 +110,10 @@ EXPECTED = [
     ("conflict", "scenes[6].prompt", "id: village"),
     ("conflict", "scenes[7].prompt", "id: canyon"),
     ("conflict", "scenes[8].camera", "camera: locked-off tripod shot"),
+    ("style-motion", "scenes[9].style_strength", "style_strength: 0.9"),
 ]
+# With a backend that does not take the knob (gemini), after the others.
+KNOB_EXPECTED = [("knob-unsupported", "scenes[9].style_strength", "style_strength: 0.9")]
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -124,9 +135,9 @@ def trips(tmp_path: Path) -> Path:
 
 
 def test_each_rule_fires_at_its_line_and_field(trips: Path) -> None:
-    warnings = lint(load_storyboard(trips))
+    warnings = lint(load_storyboard(trips), capabilities=registry.capabilities("gemini"))
     found = [(w.rule, w.issue.field, w.issue.line) for w in warnings]
-    expected = [(rule, field, _line_of(TRIPS, at)) for rule, field, at in EXPECTED]
+    expected = [(rule, field, _line_of(TRIPS, at)) for rule, field, at in EXPECTED + KNOB_EXPECTED]
     assert found == expected, "\n".join(str(w) for w in warnings)
     assert {rule for rule, _, _ in found} == set(RULES)
     for warning in warnings:

@@ -58,6 +58,15 @@ class SegmentRecord(_Model):
     )
 
 
+class KnobNotSent(_Model):
+    """A knob a segment asked for that its backend cannot take: its takes were made without it."""
+
+    segment: str
+    knob: str
+    value: float
+    backend: str
+
+
 class FailureRecord(_Model):
     segment: str
     kind: str = Field(description="filtered, failed, budget or error.")
@@ -104,6 +113,10 @@ class Manifest(_Model):
     fallbacks: list[dict[str, str | int]] = Field(
         default_factory=list,
         description="Chunks made with the storyboard's fallback model after the service refused the planned one.",
+    )
+    knobs_not_sent: list[KnobNotSent] = Field(
+        default_factory=list,
+        description="Image-guidance knobs the storyboard set that the backend does not take, so no request carried them.",
     )
 
 

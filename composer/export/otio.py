@@ -329,6 +329,9 @@ def _clip_metadata(
         "prompt": seg.prompt,
         "negative_prompt": seg.negative_prompt,
         "camera": seg.camera,
+        # The image-guidance knobs the take was asked for, and those its backend could not take.
+        "knobs": plan.knobs_sent(seg),
+        "knobs_not_sent": plan.knobs_not_sent(seg),
         "seed": take.seed if take.seed is not None else seg.seed,
         "planned_seed": seg.seed,
         "backend": plan.generation.backend,

@@ -137,6 +137,9 @@ def request_for(
             if plan.generation.backend == "local"
             else ({"endpoint": endpoint} if endpoint else {})
         ),
+        # Only the knobs the backend takes: one it cannot take is not sent, and so is no part
+        # of the key (the manifest lists it under knobs_not_sent).
+        **plan.knobs_sent(segment),
     )
 
 

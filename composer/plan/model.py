@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends.base import Capabilities, Size
 from composer.plan import timing
-from composer.storyboard.model import ContinuitySettings
+from composer.storyboard.model import KNOBS, ContinuitySettings
 
 PLAN_VERSION = 1
 
@@ -72,6 +72,18 @@ class Segment(_Frozen):
     chunk_seeds: tuple[int, ...] = Field(
         (), description="A seed per chunk (a final render reuses the ones a preview approved); empty: seed."
     )
+    style_strength: float | None = Field(
+        None,
+        description="As the storyboard asks (scene, else generation); sent only if the backend takes it.",
+    )
+    motion_intensity: float | None = Field(
+        None,
+        description="As the storyboard asks (scene, else generation); sent only if the backend takes it.",
+    )
+
+    def knobs(self) -> dict[str, float]:
+        """The image-guidance knobs the storyboard set for this segment."""
+        return {name: value for name in KNOBS if (value := getattr(self, name)) is not None}
 
 
 class Join(_Frozen):
@@ -154,6 +166,14 @@ class Plan(_Frozen):
         fade_out = output.joins[index].frames if index < len(output.joins) else 0
         keys = timing.copy_keyframes(segment.clip_frames, fade_in, fade_out)
         return (*(segment.take_offset + k for k in keys), segment.take_offset + segment.clip_frames)
+
+    def knobs_sent(self, segment: Segment) -> dict[str, float]:
+        """The knobs of ``segment`` its requests carry: those the backend takes."""
+        return {k: v for k, v in segment.knobs().items() if self.capabilities.takes_knob(k)}
+
+    def knobs_not_sent(self, segment: Segment) -> dict[str, float]:
+        """The knobs of ``segment`` the backend cannot take, so its requests leave them out."""
+        return {k: v for k, v in segment.knobs().items() if not self.capabilities.takes_knob(k)}
 
     @property
     def api_calls(self) -> int:

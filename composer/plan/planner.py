@@ -287,6 +287,7 @@ def make_plan(
                         (width, height), capabilities, any(c.kind == "extend" for c in chunks)
                     ),
                     chunks=chunks,
+                    **storyboard.knobs_for(scene_index),
                 )
             )
             previous_by_scene[scene_index] = (segment_id, clip)

@@ -99,6 +99,8 @@ def _output_report(
                 verdict=kept_attempt.verdict,
                 curves=curves,
                 thumbnail=thumbs.get(middles[seg.id]),
+                knobs=seg.knobs(),
+                knobs_not_sent=sorted(plan.knobs_not_sent(seg)),
             )
         )
     seams = []

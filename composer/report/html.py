@@ -126,9 +126,13 @@ def _segment(seg: SegmentReport) -> str:
         if _thumbnail(seg.thumbnail)
         else ""
     )
+    knobs = "".join(
+        f" · {escape(name)} {value:g}" + (" (not sent)" if name in seg.knobs_not_sent else "")
+        for name, value in seg.knobs.items()
+    )
     return (
         f'<section class="segment" id="seg-{escape(seg.id)}"><h3>{escape(seg.id)} · scene '
-        f"{escape(seg.scene_id)} · {seg.start_s:.2f}–{seg.end_s:.2f} s {_badge(state, label)}</h3>"
+        f"{escape(seg.scene_id)} · {seg.start_s:.2f}–{seg.end_s:.2f} s{knobs} {_badge(state, label)}</h3>"
         f'<p class="prompt">{escape(seg.prompt)}</p>{thumb}'
         f'<div class="charts">{"".join(chart(c) for c in seg.curves)}</div>'
         f"<table><tr><th>attempt</th><th>seed</th><th>from chunk</th><th>verdict</th><th>score</th>"

@@ -47,6 +47,14 @@ class SegmentReport(_Model):
     verdict: str = Field(description="The kept attempt's worst verdict: ok, warn or regenerate.")
     curves: list[Curve] = Field(default_factory=list)
     thumbnail: str | None = Field(None, description="data: URI of the kept take's middle frame.")
+    knobs: dict[str, float] = Field(
+        default_factory=dict,
+        description="Image-guidance knobs the storyboard set (style_strength, motion_intensity).",
+    )
+    knobs_not_sent: list[str] = Field(
+        default_factory=list,
+        description="Those of the knobs the backend does not take, so they were not sent.",
+    )
 
 
 class SeamReport(_Model):

@@ -1,7 +1,7 @@
 """Prompt lint: located advice about prompts a video model is likely to handle badly.
 
 What lives here: the rules (``prompt-short``, ``prompt-long``, ``no-motion``, ``negation``,
-``conflict``), their vocabularies and thresholds, and :func:`lint`, which turns a
+``conflict``, ``style-motion``, ``knob-unsupported``), their vocabularies and thresholds, and :func:`lint`, which turns a
 :class:`~composer.storyboard.load.LoadedStoryboard` into :class:`LintWarning` values, each
 anchored at the line of the field to change. It is pure: no files and no printing, since the
 positions come from the loader. What does not live here: reading the file (``load.py``),
@@ -20,14 +20,21 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from composer.errors import Issue
 from composer.storyboard.load import LoadedStoryboard
-from composer.storyboard.model import Scene
+from composer.storyboard.model import KNOBS, Scene
 
-Rule = Literal["prompt-short", "prompt-long", "no-motion", "negation", "conflict"]
-RULES: tuple[Rule, ...] = ("prompt-short", "prompt-long", "no-motion", "negation", "conflict")
+if TYPE_CHECKING:
+    from composer.backends.base import Capabilities
+
+Rule = Literal[
+    "prompt-short", "prompt-long", "no-motion", "negation", "conflict", "style-motion", "knob-unsupported"
+]
+RULES: tuple[Rule, ...] = (
+    "prompt-short", "prompt-long", "no-motion", "negation", "conflict", "style-motion", "knob-unsupported"
+)  # fmt: skip
 
 # Under this many words (prompt as sent, style included) a prompt leaves subject, setting,
 # motion or camera to chance, so the takes of one scene disagree with each other.
@@ -42,6 +49,11 @@ PROMPT_TOKEN_LIMIT = 1024
 # the larger is taken: about 1.3 tokens per English word, about 4 characters per token.
 TOKENS_PER_WORD = 1.3
 CHARS_PER_TOKEN = 4
+# Above about this style_strength a model holds the image so closely that motion is constrained
+# (the seed's guide); a scene asking for large motion then gets less than it asked for.
+STYLE_MOTION_LIMIT = 0.85
+# A motion_intensity from here up asks for large motion by itself.
+LARGE_MOTION_INTENSITY = 0.7
 
 
 @dataclass(frozen=True)
@@ -138,10 +150,19 @@ _MOTION = _pattern(_CAMERA_MOVES | _STILL_CAMERA | _CAMERA_WORDS | _SUBJECT_MOTI
 
 # Conflicts: pairs of requests that pull a clip two ways. Kept to a few that models really
 # get wrong, so a warning is worth reading.
-_FAST = _pattern(
-    ["fast", "rapid", "rapidly", "quick", "quickly", "whip pan", "whip pans", "running", "racing",
-     "races", "sprinting", "sprints", "speeding", "high-speed", "fast-paced", "chaos", "chaotic",
-     "frantic", "frenetic", "hectic"]
+_FAST_WORDS = [
+    "fast", "rapid", "rapidly", "quick", "quickly", "whip pan", "whip pans", "running", "racing",
+    "races", "sprinting", "sprints", "speeding", "high-speed", "fast-paced", "chaos", "chaotic",
+    "frantic", "frenetic", "hectic",
+]  # fmt: skip
+_FAST = _pattern(_FAST_WORDS)
+# Large motion: fast action, or a camera move that travels through the scene (a plain pan,
+# tilt or zoom is a modest move and does not count).
+_LARGE_MOTION = _pattern(
+    [*_FAST_WORDS, "tracking shot", "follow shot", "orbit shot", "orbiting shot", "arc shot",
+     "crane shot", "drone shot", "aerial shot", "flyover", "fly through", "flythrough", "fpv",
+     "handheld", "hand held", "dolly zoom", "sweeping", "swooping", "spinning", "explosion",
+     "explodes", "crashing", "stampede"]
 )  # fmt: skip
 _DETAIL = _pattern(
     ["close-up", "close-ups", "closeup", "extreme close-up", "ecu", "macro", "macro shot",
@@ -338,12 +359,64 @@ def _negation_message(exclusions: list[tuple[str, str]], scene: Scene | None) ->
     )
 
 
-def lint(loaded: LoadedStoryboard, *, token_limit: int = PROMPT_TOKEN_LIMIT) -> list[LintWarning]:
+def _style_motion(scene: Scene, sources: dict[str, str], knobs: dict[str, float]) -> str | None:
+    """The seed's warning when a high style_strength meets a scene that asks for large motion."""
+    strength = knobs.get("style_strength")
+    if strength is None or strength <= STYLE_MOTION_LIMIT:
+        return None
+    asks = [
+        f"'{hit}' ({_where(name)})"
+        for name, text in sources.items()
+        if (hit := _affirmed(_LARGE_MOTION, text))
+    ]
+    intensity = knobs.get("motion_intensity")
+    if intensity is not None and intensity >= LARGE_MOTION_INTENSITY:
+        asks.append(f"motion_intensity {intensity:g}")
+    if not asks:
+        return None
+    return (
+        f"style_strength {strength:g} holds scene {scene.id!r} close to its image, and above about "
+        f"{STYLE_MOTION_LIMIT:g} motion becomes constrained, so {' and '.join(asks[:2])} will move less "
+        "than asked; lower style_strength (0.6-0.7 keeps the look and lets things move) or ask for less motion"
+    )
+
+
+def _knob_warnings(loaded: LoadedStoryboard, capabilities: Capabilities) -> list[tuple[str, str]]:
+    """(field, message) for each knob set where the backend cannot take it, at the line that sets it."""
+    board = loaded.storyboard
+    found = []
+    for name in KNOBS:
+        if capabilities.takes_knob(name):
+            continue
+        fields = [f"generation.{name}"] if getattr(board.generation, name) is not None else []
+        fields += [
+            f"scenes[{i}].{name}" for i, scene in enumerate(board.scenes) if getattr(scene, name) is not None
+        ]
+        for field in fields:
+            found.append(
+                (
+                    field,
+                    f"the {capabilities.name} backend does not take {name}, so it is not sent and its takes "
+                    f"use the service's own default (the manifest lists it under knobs_not_sent); use a "
+                    f"backend that takes it (docs/storyboard.md) or remove {name}",
+                )
+            )
+    return found
+
+
+def lint(
+    loaded: LoadedStoryboard,
+    *,
+    token_limit: int = PROMPT_TOKEN_LIMIT,
+    capabilities: Capabilities | None = None,
+) -> list[LintWarning]:
     """Every prompt-lint warning of a storyboard, in file order (the style line first, then scene by scene).
 
     Length is judged on the prompt as sent (``storyboard.prompt_for(scene)``, style included)
     but reported at the scene's ``prompt`` line; the style line itself is checked for
-    negations only, once.
+    negations only, once. With ``capabilities`` (the backend the storyboard will be rendered
+    with), each knob set that the backend cannot take is a ``knob-unsupported`` warning at the
+    line that sets it; these come last.
     """
     board = loaded.storyboard
     warnings: list[LintWarning] = []
@@ -367,4 +440,10 @@ def lint(loaded: LoadedStoryboard, *, token_limit: int = PROMPT_TOKEN_LIMIT) -> 
             # A clash inside `camera:` is fixed there; anything else is fixed in the prompt.
             field = f"scenes[{index}].camera" if involved == {"camera"} else prompt_field
             warn(field, "conflict", message)
+        if (message := _style_motion(scene, sources, board.knobs_for(index))) is not None:
+            # At the line that sets the strength: the scene's own, else generation's default.
+            warn(board.knob_field(index, "style_strength") or prompt_field, "style-motion", message)
+    if capabilities is not None:
+        for field, message in _knob_warnings(loaded, capabilities):
+            warn(field, "knob-unsupported", message)
     return warnings
