@@ -986,6 +986,19 @@ class ConcatPart:
     outpoint: Fraction | None = None
 
 
+def rescale(src: Path, dest: Path, width: int, height: int) -> None:
+    """Re-encode ``src`` at ``width`` x ``height`` (audio copied) into ``dest``, atomically.
+
+    The simulator's ``smaller`` fault uses it to deliver a smaller video than was asked for.
+    """
+    with atomic_output(dest) as tmp:
+        run(
+            [*_base_args(), "-i", str(src), "-map", "0", "-vf", f"scale={width}:{height}", "-c:v", "libx264",
+             "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", "-f", "mp4", str(tmp)],
+            what=f"rescaling {src.name}",
+        )
+
+
 def concat_file_line(path: Path) -> str:
     """The concat demuxer's ``file '...'`` line for ``path``, quoted so any name reads back whole.
 

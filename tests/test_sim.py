@@ -642,9 +642,7 @@ def test_stats_count_what_happened(sim: Simulator, faults: Callable[[str], None]
 def test_faults_can_be_changed_over_http(sim: Simulator) -> None:
     answer = httpx.post(f"{sim.base_url}/_sim/faults", json={"faults": "503@openai.poll=0.5"})
     assert answer.json() == {"faults": "503@openai.poll=0.5"}
-    refused = httpx.post(
-        f"{sim.base_url}/_sim/faults", content="429=often", headers={"content-type": "text/plain"}
-    )
+    refused = httpx.post(f"{sim.base_url}/_sim/faults", json={"faults": "429=often"})
     assert refused.status_code == 400 and "429=often" in refused.json()["error"]["message"]
     httpx.post(f"{sim.base_url}/_sim/faults", json={"faults": ""})
     assert str(sim.faults) == ""

@@ -5,8 +5,10 @@ followed, auth headers sent only to the service's own hosts, secrets redacted fr
 message), :func:`error_for` (a non-2xx answer ->
 ``RetryableError`` / ``TerminalError`` with the likely fix), :func:`retry_delay` (the wait a
 service asks for, from ``retry-after-ms``, ``Retry-After`` or Google's
-``RetryInfo.retryDelay``) and streamed downloads that notice truncation. What does not: any
-one protocol's paths and bodies (the backend modules) or the decision to retry (``jobs/``).
+``RetryInfo.retryDelay``) and streamed downloads that notice truncation and are bounded
+(:class:`DownloadLimits`: a size cap derived from what was asked for, video content types
+only, a total deadline; error bodies are read up to :data:`ERROR_BODY_BYTES`). What does not:
+any one protocol's paths and bodies (the backend modules) or the decision to retry (``jobs/``).
 
 Proxies: httpx reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` from the
 environment (``trust_env``); ``proxy=`` (the ``--proxy`` option) overrides them.
@@ -14,6 +16,8 @@ environment (``trust_env``); ``proxy=`` (the ``--proxy`` option) overrides them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import email.utils
 import json
@@ -21,7 +25,9 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,113 @@ from composer.files import temp_beside
 #: Generation calls return quickly (the work is a long-running operation), downloads may be large.
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
 _RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+
+#: An error answer is read up to this many bytes (and for at most ERROR_BODY_S seconds): a
+#: message and a status word fit in a few hundred; a hostile or broken server may send gigabytes.
+ERROR_BODY_BYTES = 64 * 1024
+ERROR_BODY_S = 10.0
+#: Bytes per pixel per frame a delivered video may take. H.264 from these services runs at
+#: about 0.02 (1080p at 10 Mbit/s); 0.5 is a margin of 25 and still stops a 50 GB answer.
+DOWNLOAD_BYTES_PER_PIXEL = 0.5
+#: Added to every cap: audio, container, a short clip's keyframes.
+DOWNLOAD_FLOOR_BYTES = 16 * 1024 * 1024
+#: No download is ever larger than this, whatever was asked for.
+DOWNLOAD_CEILING_BYTES = 2 * 1024 * 1024 * 1024
+#: A download's total deadline: this, plus the cap read at DOWNLOAD_MIN_RATE (bytes per second).
+DOWNLOAD_BASE_S = 60.0
+DOWNLOAD_MIN_RATE = 4 * 1024 * 1024
+#: Content types a video may come with: video/* and the generic binary types that object
+#: stores (signed URLs, Cloud Storage) answer with (or none at all). Anything else (an HTML
+#: login page, JSON) is not the video, whatever its size.
+_BINARY_TYPES = {"application/octet-stream", "binary/octet-stream", "application/binary", "application/mp4"}
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What one download may be: at most ``max_bytes``, finished within ``deadline_s``.
+
+    ``asked`` says what was asked for, in words, for messages ("8 s of 1280x720 at 24 fps").
+    """
+
+    max_bytes: int
+    deadline_s: float
+    asked: str
+
+    @classmethod
+    def for_video(
+        cls, seconds: float, width: int, height: int, fps: float, *, deadline_s: float | None = None
+    ) -> DownloadLimits:
+        """The limits for a clip of ``seconds`` at ``width`` x ``height`` and ``fps``.
+
+        Size: frames x pixels x :data:`DOWNLOAD_BYTES_PER_PIXEL` + :data:`DOWNLOAD_FLOOR_BYTES`,
+        never above :data:`DOWNLOAD_CEILING_BYTES`. Deadline: :data:`DOWNLOAD_BASE_S` plus the
+        cap at :data:`DOWNLOAD_MIN_RATE`, unless ``deadline_s`` is given.
+        """
+        frames = max(1.0, seconds * fps)
+        size = int(frames * width * height * DOWNLOAD_BYTES_PER_PIXEL) + DOWNLOAD_FLOOR_BYTES
+        max_bytes = min(DOWNLOAD_CEILING_BYTES, size)
+        deadline = deadline_s if deadline_s is not None else DOWNLOAD_BASE_S + max_bytes / DOWNLOAD_MIN_RATE
+        return cls(max_bytes, deadline, f"{seconds:g} s of {width}x{height} at {fps:g} fps")
+
+
+#: Limits when nobody said what was asked for (a direct ``Http.download`` call).
+DEFAULT_LIMITS = DownloadLimits(DOWNLOAD_CEILING_BYTES, 1800.0, "a video")
+_LIMITS: ContextVar[DownloadLimits | None] = ContextVar("composer_download_limits", default=None)
+
+
+@contextlib.contextmanager
+def download_limits(limits: DownloadLimits) -> Iterator[DownloadLimits]:
+    """Downloads started inside this block (in this task) use ``limits``.
+
+    A context variable, so the job runner, which knows what was asked for, bounds the download
+    of every protocol without each backend's ``download`` passing the request along.
+    """
+    token = _LIMITS.set(limits)
+    try:
+        yield limits
+    finally:
+        _LIMITS.reset(token)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+
+
+def _is_video_type(content_type: str) -> bool:
+    """Whether an answer's Content-Type may be a video. None given is allowed (some file servers
+    send none; the bytes are decoded and checked anyway); a declared non-video type is not."""
+    kind = content_type.split(";")[0].strip().lower()
+    return not kind or kind.startswith("video/") or kind in _BINARY_TYPES
+
+
+async def _bounded_body(response: httpx.Response) -> bytes:
+    """At most :data:`ERROR_BODY_BYTES` of an answer's body, read for at most :data:`ERROR_BODY_S`."""
+    chunks: list[bytes] = []
+    total = 0
+
+    async def read() -> None:
+        nonlocal total
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            total += len(chunk)
+            if total >= ERROR_BODY_BYTES:
+                return
+
+    with contextlib.suppress(asyncio.TimeoutError, httpx.HTTPError):
+        await asyncio.wait_for(read(), ERROR_BODY_S)
+    return b"".join(chunks)[:ERROR_BODY_BYTES]
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A copy of a streamed ``response`` holding ``body`` (already decoded), for :func:`error_for`."""
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
+
+
 _DURATION = re.compile(r"^\s*([0-9.]+)\s*s\s*$")
 
 
@@ -287,14 +400,23 @@ class Http:
     ) -> httpx.Response:
         """Send one request; a non-2xx answer or a network failure raises the error tree."""
         try:
-            response = await self.client.request(method, self.url(path), **kwargs)
+            response = await self.client.send(
+                self.client.build_request(method, self.url(path), **kwargs), stream=True
+            )
+            try:
+                if response.is_success:
+                    await response.aread()
+                    return response
+                body = await _bounded_body(response)
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, what) from None
-        if not response.is_success:
-            error = error_for(response, service=self.service, what=what, key_env=self.key_env, model=model)
-            error.args = (self.redact(str(error)),)
-            raise error
-        return response
+        error = error_for(
+            _with_body(response, body), service=self.service, what=what, key_env=self.key_env, model=model
+        )
+        error.args = (self.redact(str(error)),)
+        raise error
 
     async def json(self, method: str, path: str, *, what: str, model: str = "", **kwargs: Any) -> Any:
         """Send one request and read a JSON answer (anything else is a retryable fault)."""
@@ -319,28 +441,27 @@ class Http:
         """Stream a file to ``dest`` (written under a temporary name); returns its size.
 
         A connection that ends before ``Content-Length`` bytes arrived is a retryable fault,
-        and nothing is left at ``dest``.
+        and nothing is left at ``dest``. The download is bounded by the :class:`DownloadLimits`
+        in force (:func:`download_limits`): an answer that is not a video, that declares or sends
+        more than the cap, or that is not finished by the deadline is a :class:`TerminalError`
+        (retrying would meet the same server), and nothing is left behind either.
         """
+        limits = _LIMITS.get() or DEFAULT_LIMITS
         # A client-wide "accept: application/json" would ask a file server for the wrong thing.
         kwargs["headers"] = {"accept": "*/*", **dict(kwargs.get("headers") or {})}
         fd, tmp = temp_beside(dest, ".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 try:
-                    async with self.client.stream("GET", self.url(path), **kwargs) as response:
-                        if not response.is_success:
-                            await response.aread()
-                            error = error_for(response, service=self.service, what=what, key_env=self.key_env)
-                            error.args = (self.redact(str(error)),)
-                            raise error
-                        expected = response.headers.get("content-length")
-                        encoded = response.headers.get("content-encoding", "identity").lower()
-                        async for chunk in response.aiter_bytes(1 << 20):
-                            fh.write(chunk)
-                        size = fh.tell()
-                        # Content-Length counts the bytes on the wire, which differ from the
-                        # decoded size when the server compressed them.
-                        received = response.num_bytes_downloaded if encoded != "identity" else size
+                    size, expected, received = await asyncio.wait_for(
+                        self._stream_to(fh, path, what, limits, kwargs), limits.deadline_s
+                    )
+                except asyncio.TimeoutError:
+                    raise TerminalError(
+                        f"the {what} from {self.service} did not finish within its {limits.deadline_s:g} s "
+                        f"deadline ({_megabytes(fh.tell())} had arrived of {limits.asked}); the service or "
+                        "the network is far too slow; try again later"
+                    ) from None
                 except httpx.HTTPError as exc:
                     raise self._transport_error(exc, what) from None
             if expected is not None and expected.isdigit() and int(expected) != received:
@@ -353,6 +474,45 @@ class Http:
             return size
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def _stream_to(
+        self, fh: Any, path: str, what: str, limits: DownloadLimits, kwargs: dict[str, Any]
+    ) -> tuple[int, str | None, int]:
+        """Write the answer's body to ``fh``; (bytes written, Content-Length, bytes on the wire)."""
+        async with self.client.stream("GET", self.url(path), **kwargs) as response:
+            if not response.is_success:
+                body = await _bounded_body(response)
+                error = error_for(
+                    _with_body(response, body), service=self.service, what=what, key_env=self.key_env
+                )
+                error.args = (self.redact(str(error)),)
+                raise error
+            content_type = response.headers.get("content-type", "")
+            if not _is_video_type(content_type):
+                raise TerminalError(
+                    f"{self.service} answered the {what} with {content_type}, "
+                    f"not a video ({limits.asked} was asked for); check the base URL: a proxy or login "
+                    "page may be answering in the service's place"
+                )
+            expected = response.headers.get("content-length")
+            if expected is not None and expected.isdigit() and int(expected) > limits.max_bytes:
+                raise TerminalError(
+                    f"{self.service} offered {_megabytes(int(expected))} for the {what} of {limits.asked}; "
+                    f"at most {_megabytes(limits.max_bytes)} is accepted for that, so nothing was downloaded"
+                )
+            encoded = response.headers.get("content-encoding", "identity").lower()
+            async for chunk in response.aiter_bytes(1 << 20):
+                fh.write(chunk)
+                if fh.tell() > limits.max_bytes:
+                    raise TerminalError(
+                        f"{self.service} sent more than {_megabytes(limits.max_bytes)} for the {what} of "
+                        f"{limits.asked}, the most accepted for that; the download was stopped"
+                    )
+            size = fh.tell()
+            # Content-Length counts the bytes on the wire, which differ from the
+            # decoded size when the server compressed them.
+            received = response.num_bytes_downloaded if encoded != "identity" else size
+            return size, expected, received
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -38,6 +38,7 @@ from typing import TypeVar
 
 from composer import ffmpeg
 from composer.backends.base import ClipInfo, GenerationRequest, TakeInput
+from composer.backends.http import DownloadLimits, download_limits
 from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import (
     BudgetExceeded,
@@ -48,7 +49,7 @@ from composer.errors import (
     TerminalError,
 )
 from composer.jobs.journal import Journal, JournalEntry
-from composer.timecode import fps_text
+from composer.timecode import fps_text, parse_fps
 
 T = TypeVar("T")
 
@@ -71,6 +72,8 @@ class JobSettings:
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
     download_attempts: int = 4
+    #: Each download's total deadline; None: derived from the clip asked for (DownloadLimits.for_video).
+    download_deadline_s: float | None = None
     resubmits: int = 2  # a failed operation with a transient cause is submitted again this often
     operation_timeout_s: float = 1800.0
     budget_usd: float | None = None
@@ -362,11 +365,31 @@ class RemoteJobs:
     ) -> ClipInfo:
         started = time.perf_counter()
         problem = ""
+        limits = DownloadLimits.for_video(
+            expected_s,
+            request.width,
+            request.height,
+            float(parse_fps(request.fps)),
+            deadline_s=self.settings.download_deadline_s,
+        )
         for _ in range(self.settings.download_attempts):
             stats.download_attempts += 1
-            await self._retry("download", lambda: self.backend.download(operation, status, dest), stats)
             try:
-                clip = await asyncio.to_thread(check_clip, dest, expected_s)
+                with download_limits(limits):
+                    await self._retry(
+                        "download", lambda: self.backend.download(operation, status, dest), stats
+                    )
+                clip = await asyncio.to_thread(check_clip, dest, expected_s, (request.width, request.height))
+            except WrongSize as exc:
+                dest.unlink(missing_ok=True)
+                raise TerminalError(f"{label}: {exc}") from None
+            except TerminalError as exc:
+                # Refused by the download's limits: the operation stays in the journal.
+                dest.unlink(missing_ok=True)
+                raise TerminalError(
+                    f"{label}: {exc} (operation {operation.id} is kept: the same command retries the "
+                    "download without paying again)"
+                ) from None
             except MediaError as exc:
                 problem = str(exc)
                 dest.unlink(missing_ok=True)
@@ -382,11 +405,25 @@ class RemoteJobs:
         )
 
 
-def check_clip(path: Path, expected_s: float) -> ClipInfo:
-    """A downloaded file's facts, or MediaError if it is empty, does not decode or has the wrong length."""
+class WrongSize(MediaError):
+    """The service delivered a video of another size than the one asked for."""
+
+
+def check_clip(path: Path, expected_s: float, size: tuple[int, int] | None = None) -> ClipInfo:
+    """A downloaded file's facts, or MediaError if it is empty, does not decode or has the wrong length.
+
+    With ``size`` (the width and height asked for), a video of any other size is
+    :class:`WrongSize`: a 160x90 clip delivered for 1280x720 is refused, never upscaled in silence.
+    """
     if not path.is_file() or path.stat().st_size == 0:
         raise MediaError(f"the downloaded file {path.name} is empty")
     info = ffmpeg.probe(path)
+    if size is not None and (info.width, info.height) != size:
+        raise WrongSize(
+            f"the service delivered a {info.width}x{info.height} video for a {size[0]}x{size[1]} request; "
+            "composer does not rescale a smaller or different take in silence: check the model and "
+            "size the backend was asked for, or choose a resolution the service really delivers"
+        )
     report = ffmpeg.decode(path)
     if report.errors or report.frames == 0:
         raise MediaError(f"the downloaded file does not decode ({(report.errors or 'no frames')[:200]})")

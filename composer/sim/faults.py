@@ -12,15 +12,18 @@ Grammar (also in ``docs/simulator.md``)::
     SPEC  := RULE ("," RULE)*            empty: no faults
     RULE  := KIND ["@" SCOPE] "=" RATE [":" ARG]
     KIND  := 429 | 500 | 503 | slow | drop | lost | truncate | corrupt | filter | fail
+           | huge | trickle | wrongtype | smaller
     SCOPE := PROTOCOL | STEP | PROTOCOL "." STEP
     PROTOCOL := gemini | vertex | openai | relay        STEP := create | poll | download
     RATE  := a probability 0..1 (0.2) | N "x" (exactly the first N matching requests)
-    ARG   := seconds (429: the retry delay the answer asks for, default 1; slow: the delay, default 2)
+    ARG   := seconds (429: the retry delay the answer asks for, default 1; slow: the delay, default 2;
+             trickle: the pause between bytes, default 0.5)
 
 A fault is drawn at the moment it can act, so a rule only ever "sees" requests it could change:
 status faults (429/500/503/slow/drop/lost) before a request is handled, ``filter``/``fail``
-when an operation is actually created, ``truncate``/``corrupt`` when video bytes are about to
-be sent. Rules are tried in the order written; the first that fires decides (``slow`` only
+when an operation is actually created, the body faults (``truncate``, ``corrupt``, ``huge``,
+``trickle``, ``wrongtype``, ``smaller``) when video bytes are about to be sent. Rules are
+tried in the order written; the first that fires decides (``slow`` only
 delays, so the rules after it are still tried).
 """
 
@@ -34,7 +37,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-FaultKind = Literal["429", "500", "503", "slow", "drop", "lost", "truncate", "corrupt", "filter", "fail"]
+FaultKind = Literal[
+    "429",
+    "500",
+    "503",
+    "slow",
+    "drop",
+    "lost",
+    "truncate",
+    "corrupt",
+    "filter",
+    "fail",
+    "huge",
+    "trickle",
+    "wrongtype",
+    "smaller",
+]
 ProtocolName = Literal["gemini", "vertex", "openai", "relay"]
 Step = Literal["create", "poll", "download"]
 #: Where in a request's life a fault is drawn (see the module docstring).
@@ -51,6 +69,10 @@ KINDS: tuple[str, ...] = (
     "corrupt",
     "filter",
     "fail",
+    "huge",
+    "trickle",
+    "wrongtype",
+    "smaller",
 )
 PROTOCOLS: tuple[str, ...] = ("gemini", "vertex", "openai", "relay")
 STEPS: tuple[str, ...] = ("create", "poll", "download")
@@ -66,6 +88,10 @@ _PHASE: dict[str, str] = {
     "fail": "create",
     "truncate": "body",
     "corrupt": "body",
+    "huge": "body",
+    "trickle": "body",
+    "wrongtype": "body",
+    "smaller": "body",
 }
 # Kinds that only make sense on one step; a scope naming another step is a mistake worth reporting.
 _ONLY_STEP: dict[str, str] = {
@@ -74,8 +100,12 @@ _ONLY_STEP: dict[str, str] = {
     "fail": "create",
     "truncate": "download",
     "corrupt": "download",
+    "huge": "download",
+    "trickle": "download",
+    "wrongtype": "download",
+    "smaller": "download",
 }
-_DEFAULT_ARG: dict[str, float] = {"429": 1.0, "slow": 2.0}
+_DEFAULT_ARG: dict[str, float] = {"429": 1.0, "slow": 2.0, "trickle": 0.5}
 
 GRAMMAR = (
     "KIND[@SCOPE]=RATE[:ARG], comma-separated; KIND is one of "
@@ -85,7 +115,8 @@ GRAMMAR = (
     + "), a step ("
     + ", ".join(STEPS)
     + ") or protocol.step; RATE is a probability between 0 and 1 or Nx (exactly the first N "
-    "matching requests); ARG is seconds (429: the retry delay, slow: the delay)"
+    "matching requests); ARG is seconds (429: the retry delay, slow: the delay, trickle: the pause "
+    "between bytes)"
 )
 
 _RULE_RE = re.compile(r"^(?P<kind>[a-z0-9]+)(?:@(?P<scope>[a-z.]+))?=(?P<rate>[^:]+)(?::(?P<arg>.+))?$")
@@ -189,7 +220,7 @@ def _parse_rule(text: str) -> FaultRule:
     arg_s: float | None = None
     if match["arg"] is not None:
         if kind not in _DEFAULT_ARG:
-            raise _bad(text, f"{kind} takes no argument (only 429 and slow do)")
+            raise _bad(text, f"{kind} takes no argument (only 429, slow and trickle do)")
         try:
             arg_s = float(match["arg"])
         except ValueError:

@@ -22,7 +22,7 @@ import socket
 import socketserver
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,7 +103,9 @@ class Response:
 
     ``send_bytes`` below ``len(body)`` sends the full Content-Length header but only that many
     bytes, then closes (the ``truncate`` fault). ``video`` marks a body of video bytes, the
-    only kind of answer the ``truncate`` and ``corrupt`` faults touch.
+    only kind of answer the body faults touch. ``stream`` replaces ``body`` by chunks written
+    as they come (``trickle``, ``huge``), under ``length`` as Content-Length (default: the
+    body's); the connection is closed after it, or as soon as the client hangs up.
     """
 
     status: int = 200
@@ -113,6 +115,8 @@ class Response:
     drop: bool = False
     send_bytes: int | None = None
     video: bool = False
+    stream: Iterable[bytes] | None = None
+    length: int | None = None
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -195,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             while True:
                 size_line = self.rfile.readline(1024)
                 size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size < 0:
+                    # int("-5", 16) is -5: a negative size must not shrink the running total.
+                    raise ValueError("negative chunk size")
                 if size == 0:
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -205,6 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(8)
         length = int(self.headers.get("content-length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
         if length > MAX_BODY:
             return None
         return self.rfile.read(length) if length > 0 else b""
@@ -212,7 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             body = self._read_body()
-        except (ValueError, OSError):
+        except ValueError as error:
+            # A malformed or negative size: say so once, then close (the rest of the stream is garbage).
+            self.close_connection = True
+            self._send(json_response({"error": {"code": 400, "message": f"bad request body: {error}"}}, 400))
+            return
+        except OSError:
             self.close_connection = True
             return
         if body is None:
@@ -237,13 +251,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        length = response.length if response.length is not None else len(response.body)
+        self.send_header("Content-Length", str(length))
         for name, value in response.headers.items():
             self.send_header(name, value)
+        if response.stream is not None:
+            self.close_connection = True  # a streamed answer's end is the connection's
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command == "HEAD":
+            return
+        if response.stream is not None:
+            try:
+                for chunk in response.stream:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:  # the client hung up, as it should on a hostile answer
+                pass
             return
         if response.send_bytes is not None and response.send_bytes < len(response.body):
             self.wfile.write(response.body[: response.send_bytes])

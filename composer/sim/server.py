@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from composer import ffmpeg
 from composer.sim import google, openai, relay
 from composer.sim.engine import Engine
 from composer.sim.faults import FaultPlan, FaultSpec, parse_faults
@@ -51,6 +54,59 @@ def _envelope_for(path: str) -> Envelope:
     if path.startswith(("/v1beta", "/v1/", "/v1beta1/", "/storage/", "/download/")):
         return google.envelope
     return _plain_envelope
+
+
+#: What the ``huge`` fault claims to send: 50 GB, as the service in issue 17 did.
+HUGE_BYTES = 50 * 1000**3
+_LOGIN_PAGE = (
+    b"<!doctype html><html><head><title>Sign in</title></head><body><form>sign in</form></body></html>"
+)
+
+
+def _body_fault(response: Response, kind: str, delay_s: float, plan: FaultPlan) -> Response:
+    """``response`` (a video) as a body fault delivers it (``docs/simulator.md``, Faults)."""
+    body = response.body
+    if kind == "truncate":
+        response.send_bytes = len(body) // 2
+    elif kind == "corrupt":
+        response.body = plan.garbage(len(body))
+    elif kind == "wrongtype":
+        # What a captive portal or a misrouted proxy answers: 200, HTML, not the video.
+        response.content_type, response.body = "text/html; charset=utf-8", _LOGIN_PAGE
+    elif kind == "huge":
+        response.length, response.stream = HUGE_BYTES, _endless(body)
+    elif kind == "trickle":
+        response.stream = _trickle(body, delay_s)
+    elif kind == "smaller":
+        response.body = _smaller(body)
+    return response
+
+
+def _endless(body: bytes) -> Iterator[bytes]:
+    """The video, then zeros up to :data:`HUGE_BYTES`; stops when the client hangs up."""
+    yield body
+    zeros, sent = bytes(1 << 20), len(body)
+    while sent < HUGE_BYTES:
+        yield zeros
+        sent += len(zeros)
+
+
+def _trickle(body: bytes, pause_s: float) -> Iterator[bytes]:
+    """One byte every ``pause_s`` seconds: never idle long enough for a per-read timeout."""
+    for index in range(len(body)):
+        time.sleep(pause_s)
+        yield body[index : index + 1]
+
+
+def _smaller(body: bytes) -> bytes:
+    """The same video at an eighth of its width and height (even sides)."""
+    with tempfile.TemporaryDirectory(prefix="composer-sim-") as work:
+        src, dest = Path(work) / "in.mp4", Path(work) / "out.mp4"
+        src.write_bytes(body)
+        info = ffmpeg.probe(src)
+        width, height = info.width, info.height
+        ffmpeg.rescale(src, dest, max(2, width // 16 * 2), max(2, height // 16 * 2))
+        return dest.read_bytes()
 
 
 class Simulator:
@@ -221,10 +277,8 @@ class Simulator:
             return Response(drop=True)
         if response.video and response.status == 200:
             _, rule = plan.draw("body", found.protocol, found.step)
-            if rule is not None and rule.kind == "truncate":
-                response.send_bytes = len(response.body) // 2
-            elif rule is not None and rule.kind == "corrupt":
-                response.body = plan.garbage(len(response.body))
+            if rule is not None:
+                response = _body_fault(response, rule.kind, rule.delay_s, plan)
         return response
 
     def _match(self, request: Request) -> tuple[Route | None, bool]:
@@ -240,6 +294,28 @@ class Simulator:
             return candidate, False
         return None, allowed
 
+    def _refuse_rule_change(self, request: Request) -> Response | None:
+        """Why a request may not change the fault rules, or None.
+
+        Only a JSON body: a web page open in a browser can send a plain-text POST to loopback
+        without asking, but a JSON one needs a CORS preflight the simulator never grants. With
+        ``--key``, the key too (``x-goog-api-key`` or ``Authorization: Bearer``).
+        """
+        if request.content_type != "application/json":
+            return _plain_envelope(
+                ApiError(
+                    415,
+                    'the fault rules change only with a JSON body: {"faults": "SPEC"} (content-type: application/json)',
+                )
+            )
+        if self.api_key is not None:
+            bearer = request.header("authorization").removeprefix("Bearer ").strip()
+            if self.api_key not in (request.header("x-goog-api-key"), bearer):
+                return _plain_envelope(
+                    ApiError(401, "this simulator has a key: send it as Authorization: Bearer KEY")
+                )
+        return None
+
     def _control(self, request: Request) -> Response:
         path = request.path
         if path == "/_sim/stats" and request.method == "GET":
@@ -251,12 +327,15 @@ class Simulator:
             return json_response({"ok": True})
         if path == "/_sim/faults" and request.method in ("GET", "POST", "PUT"):
             if request.method != "GET":
-                text = request.body.decode("utf-8", errors="replace")
-                if request.content_type == "application/json":
-                    try:
-                        text = json.loads(text or "{}").get("faults", "")
-                    except (ValueError, AttributeError):
-                        return _plain_envelope(ApiError(400, 'send {"faults": "SPEC"} or the spec as text'))
+                refused = self._refuse_rule_change(request)
+                if refused is not None:
+                    return refused
+                try:
+                    text = json.loads(request.body.decode("utf-8") or "{}").get("faults", "")
+                except (ValueError, AttributeError):
+                    return _plain_envelope(ApiError(400, 'send {"faults": "SPEC"} as JSON'))
+                if not isinstance(text, str):
+                    return _plain_envelope(ApiError(400, 'send {"faults": "SPEC"}: the spec is a string'))
                 try:
                     self.set_faults(text)
                 except ValueError as error:
