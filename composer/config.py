@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from composer.errors import EnvironmentProblem
+from composer.urls import redact_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -524,14 +525,8 @@ class Effective(_Frozen):
 
 
 def _redact(url: str) -> str:
-    """A URL without its user:password part, for display."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return parts._replace(netloc=f"***@{host}").geturl()
+    """A URL without its user:password part nor the values of key-like query parameters, for display."""
+    return redact_url(url)
 
 
 def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
@@ -633,11 +628,12 @@ def effective_settings(
         (defaults.proxy, loaded.source("defaults", "proxy")),
         note="none (direct)",
     )
-    # Redacted for display only: a value from the environment is never passed on (see
+    # Redacted for display whatever the source (the command line too: `composer config
+    # --base-url` must not echo a key); a value from the environment is never passed on (see
     # Effective.given), the backend or httpx reads the variable itself.
-    if isinstance(base_url.value, str) and base_url.source.startswith("environment"):
+    if isinstance(base_url.value, str):
         base_url = base_url.model_copy(update={"value": _redact(base_url.value)})
-    if isinstance(proxy.value, str) and proxy.source.startswith("environment"):
+    if isinstance(proxy.value, str):
         proxy = proxy.model_copy(update={"value": _redact(proxy.value)})
 
     from composer.jobs.remote import JobSettings

@@ -30,11 +30,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from composer.errors import ComposerError, EnvironmentProblem, ModelRefused, RetryableError, TerminalError
 from composer.files import temp_beside
+from composer.urls import redact_text, redact_url, secret_parts
 
 #: Generation calls return quickly (the work is a long-running operation), downloads may be large.
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
@@ -312,6 +314,11 @@ class Http:
         self._headers = dict(headers or {})
         self._auth = dict(auth or {})
         self._secrets = _redactable(secrets)
+        if proxy and urlsplit(proxy).password is not None:
+            raise EnvironmentProblem(
+                f"the proxy URL {redact_url(proxy)!r} carries a password; a command line is seen by others "
+                "(shell history, the process list): put the proxy with its password in HTTPS_PROXY instead"
+            )
         self._proxy, self._timeout = proxy, timeout
         self._auth_hosts = (origin(_base_url(service, self.base_url)), *auth_hosts)
         self._client: httpx.AsyncClient | None = None
@@ -362,9 +369,10 @@ class Http:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def redact(self, text: str) -> str:
+        """``text`` without the keys this client knows, nor credentials in any URL in it."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return redact_text(text)
 
     def _transport_error(self, exc: Exception, what: str) -> ComposerError:
         """The error tree's view of an httpx exception raised before an answer arrived."""
@@ -532,7 +540,18 @@ def _redactable(secrets: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _base_url(service: str, text: str) -> httpx.URL:
-    """The parsed base URL, or EnvironmentProblem at construction (not at the first request)."""
+    """The parsed base URL, or EnvironmentProblem at construction (not at the first request).
+
+    A base URL carrying a credential is refused, wherever it came from: it would be printed in
+    messages and stored with every operation and take.
+    """
+    secrets = secret_parts(text)
+    if secrets:
+        raise EnvironmentProblem(
+            f"{service} base URL {redact_url(text)!r} carries a credential ({', '.join(secrets)}); keys come "
+            "only from the backend's key variable (GEMINI_API_KEY, OPENAI_API_KEY, COMPOSER_RELAY_API_KEY, "
+            "GOOGLE_OAUTH_ACCESS_TOKEN): remove it from --base-url and the backend's base-URL variable"
+        )
     try:
         url = httpx.URL(text)
     except httpx.InvalidURL as exc:
