@@ -91,7 +91,7 @@ def test_analyze_json_shape(clip: Clip) -> None:
     assert {"brightness_end", "saturation_end", "hist_sim_min", "ncc_min", "camera_pct"} <= set(data["drift"]["deltas"])
     curves = {c["name"]: c for c in data["drift"]["curves"]}
     assert len(curves["ncc"]["t_s"]) == len(curves["ncc"]["values"]) == 36  # 12 fps over 3 s
-    assert curves["ncc"]["warn"] == 0.8 and curves["ncc"]["regenerate"] == 0.5
+    assert curves["ncc"]["warn"] == 0.6 and curves["ncc"]["regenerate"] == 0.4
 
 
 # --- defects inside a clip: found, at the right time ------------------------------------------
@@ -126,9 +126,10 @@ def test_crossfade_to_a_new_scene_is_found_and_fails_drift(clip: Clip) -> None:
     assert [d for d in result.discontinuities if "transition" in d.signals]
     assert result.discontinuities[0].t_s == pytest.approx(3.0, abs=0.5)
     assert result.drift.verdict == "regenerate"
-    ncc = next(m for m in result.drift.metrics if m.name == "ncc")
-    assert ncc.verdict == "regenerate" and ncc.value < 0.5
-    assert ncc.onset_regenerate_s is not None and 2.5 <= ncc.onset_regenerate_s <= 3.6
+    # The metric that decided is at the regenerate level, and it began with the fade.
+    decider = next(m for m in result.drift.metrics if m.name == result.drift.worst)
+    assert decider.verdict == "regenerate"
+    assert decider.onset_regenerate_s is not None and 2.4 <= decider.onset_regenerate_s <= 3.6
     assert result.drift.onset_s is not None and 2.4 <= result.drift.onset_s <= 3.5
 
 
@@ -329,11 +330,12 @@ def test_ffmpeg_scaling_matches_cv2_scaling(source: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "plan"),
-    [("static", "static"), ("Locked off, tripod", "static"), ("slow pan left", "moving"), ("zoom in", "moving"),
-     ("static, then a slow dolly in", "moving"), ("", None), (None, None), ("warm light", None)],
+    [("static", "static"), ("Locked off, tripod", "static"), ("slow pan left", "pan"), ("zoom in", "zoom"),
+     ("static, then a slow dolly in", "zoom+travel"), ("", None), (None, None), ("warm light", None)],
 )
 def test_camera_plan(text: str | None, plan: str | None) -> None:
-    assert camera_plan(text) == plan
+    parsed = camera_plan(text)
+    assert (parsed.label if parsed is not None else None) == plan
 
 
 def test_robust_z_ignores_one_outlier() -> None:
@@ -352,6 +354,6 @@ def test_rolling_median_and_transition_locator() -> None:
 def test_threshold_models_have_reference_defaults() -> None:
     seam, drift = SeamThresholds(), DriftThresholds()
     assert (seam.warn_z, seam.regenerate_z, seam.signals["vel_jump"].floor) == (5.0, 6.0, 1.0)
-    assert (drift.hist_sim_regenerate, drift.ncc_regenerate, drift.camera_regenerate) == (0.75, 0.5, 3.0)
+    assert (drift.hist_sim_regenerate, drift.ncc_regenerate, drift.camera_regenerate) == (0.5, 0.4, 3.0)
     assert not SeamThresholds.scanner().signals["vel_step"].enabled
     assert SeamThresholds.model_validate_json(seam.model_dump_json()) == seam

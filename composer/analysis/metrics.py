@@ -47,6 +47,7 @@ class FrameFeatures:
     bgr: np.ndarray  # analysis size
     gray: np.ndarray  # uint8, analysis size, for flow
     small: np.ndarray  # BGR at half size
+    small_gray: np.ndarray  # uint8 grey at half size, for registering a drift sample to its anchor
     hsv: np.ndarray  # ``small`` in HSV and in Lab: kept for the comparisons with the anchor
     lab: np.ndarray
     blur: np.ndarray  # float32 blurred grey at half size, for residual and NCC
@@ -67,6 +68,7 @@ def frame_features(bgr: np.ndarray) -> FrameFeatures:
         bgr=bgr,
         gray=cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
         small=small,
+        small_gray=small_gray,
         hsv=hsv,
         lab=lab,
         blur=cv2.GaussianBlur(small_gray.astype(np.float32), (0, 0), BLUR_SIGMA / SMALL),
@@ -115,6 +117,11 @@ class Motion:
     ``inliers`` is the share of flow samples the similarity explains (it collapses at cuts).
     ``warp_resid`` is the mean blurred grey difference after warping with the dense flow and
     ``resid_area`` the share of pixels where it exceeds 12 levels: the area no motion explains.
+    ``gain`` is the median of the signed flow-compensated difference, relative to the mean
+    grey: a change of exposure seen by the whole picture, which a light that blinks or a hand
+    that shades a corner cannot move (a median ignores what less than half the pixels do).
+    ``flow`` is the dense flow at the half size (px at that size) and ``local`` the share of it
+    the camera motion does not explain, per pixel, in px at 480 w: what moves in the scene.
     """
 
     matrix: np.ndarray
@@ -125,6 +132,9 @@ class Motion:
     inliers: float
     warp_resid: float
     resid_area: float
+    gain: float = 0.0
+    flow: np.ndarray | None = None
+    local: np.ndarray | None = None
 
 
 def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,12 +188,21 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
     # 7x7 at 480 w is about 3x3 at half size.
     valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     count = int(valid.sum())
+    gain = 0.0
     if count:
-        diff = np.abs(warped - prev.blur)[valid]
+        signed = (warped - prev.blur)[valid]
+        diff = np.abs(signed)
         warp_resid = float(diff.mean())
         resid_area = float((diff > RESID_LEVEL).mean())
+        # Every 4th valid pixel is plenty for a median, at a quarter of its cost.
+        gain = float(np.median(signed[::4])) / max(8.0, float(prev.blur[valid][::4].mean()))
     else:
         warp_resid, resid_area = 0.0, 1.0
+    # What the similarity leaves of the flow: the scene's own motion (px at 480 w).
+    affine_x = matrix[0, 0] * smx + matrix[0, 1] * smy + matrix[0, 2] * (sw / width) - smx
+    affine_y = matrix[1, 0] * smx + matrix[1, 1] * smy + matrix[1, 2] * (sw / width) - smy
+    local = cv2.magnitude(small_flow[:, :, 0] - affine_x.astype(np.float32), small_flow[:, :, 1] - affine_y.astype(np.float32))
+    local *= REFERENCE_WIDTH / sw
     return Motion(
         matrix=np.asarray(matrix, dtype=np.float64),
         vx=float(vx),
@@ -193,6 +212,9 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
         inliers=inliers,
         warp_resid=warp_resid,
         resid_area=resid_area,
+        gain=gain,
+        flow=small_flow,
+        local=local,
     )
 
 
@@ -223,56 +245,177 @@ def to3x3(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Local flow above this (px per frame at 480 w) marks a pixel as moving in the scene.
+MOVING_PX = 0.5
+#: Below this share of still background in the overlap, drift is judged on the whole overlap.
+MIN_BACKGROUND = 0.2
+#: Chroma below this (C*ab) is "grey": saturation ratios use it as their denominator's floor.
+CHROMA_FLOOR = 8.0
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A drift sample registered to its anchor directly: the corrected anchor -> current
+    transform (3x3, analysis-size pixels) and the share of the flow it explains."""
+
+    transform: np.ndarray
+    inliers: float
+
+
+def align_to_anchor(
+    anchor: FrameFeatures, cur: FrameFeatures, transform: np.ndarray, flow_engine: cv2.DISOpticalFlow
+) -> Alignment:
+    """Correct the accumulated ``transform`` by fitting the current frame to the anchor itself.
+
+    Chaining hundreds of frame-to-frame fits accumulates their small biases (a clean pan read
+    as a zoom, a still background as changed); one more flow, from the anchor warped by the
+    running transform to the current frame at half size, and a similarity fitted to it by
+    RANSAC remove what accumulated. The moving foreground is an outlier to that fit.
+    """
+    h, w = cur.small_gray.shape
+    k = w / cur.gray.shape[1]
+    scale = np.diag([k, k, 1.0])
+    m = (scale @ transform @ np.linalg.inv(scale))[:2]
+    warped = cv2.warpAffine(anchor.small_gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    flow = flow_engine.calc(warped, cur.small_gray, None)
+    step = FLOW_GRID_STEP // 2
+    ys, xs = np.mgrid[step : h - step : step, step : w - step : step]
+    ys, xs = ys.ravel(), xs.ravel()
+    p0 = np.stack([xs, ys], axis=1).astype(np.float32)
+    p1 = p0 + flow[ys, xs]
+    # Only where the warped anchor has content (not its replicated border).
+    inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), m, (w, h), flags=cv2.INTER_NEAREST)[ys, xs] > 0
+    if inside.sum() < 12:
+        return Alignment(transform, 0.0)
+    fit, mask = cv2.estimateAffinePartial2D(
+        p0[inside], p1[inside], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX / 2, maxIters=300, confidence=0.99
+    )
+    if fit is None:
+        return Alignment(transform, 0.0)
+    correction = np.linalg.inv(scale) @ to3x3(fit) @ scale
+    return Alignment(correction @ transform, float(mask.mean()) if mask is not None else 0.0)
+
+
+def _central_mean(values: np.ndarray, half_width: float = 3.0) -> float:
+    """The mean of the values within ``half_width`` of their median: as robust as the median
+    (what moves or blinks lies outside), without its 8-bit steps (0.39 L*), which a chain of
+    anchors would add up."""
+    if values.size == 0:
+        return 0.0
+    med = float(np.median(values))
+    near = values[np.abs(values - med) <= half_width]
+    return float(near.mean()) if near.size else med
+
+
+def sharpness_map(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """|Laplacian| of the analysis-size grey, averaged down to ``size``: fine detail per place.
+
+    Blur (a generator's progressive softening) takes it down everywhere; it is compared in the
+    same places of anchor and current frame, so the content's own detail cancels out.
+    """
+    lap = cv2.Laplacian(gray, cv2.CV_16S, ksize=1)
+    return cv2.resize(cv2.convertScaleAbs(lap), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Registered:
-    """The current frame against the anchor warped into it by the accumulated camera motion."""
+    """The current frame against the anchor warped into it by the accumulated camera motion.
+
+    Measured on the still background (the overlap less what the scene's own motion touched
+    since the anchor; the whole overlap when too little is still), with medians so that what
+    moves, blinks or is shaded in part of the picture does not count.
+    """
 
     overlap: float  # share of the current frame the warped anchor covers
-    ncc: float  # zero-mean NCC of blurred grey on the overlap (structure)
-    hist_sim: float  # 1 - Bhattacharyya of H-S histograms on the overlap
-    d_lightness: float  # L*(current) - L*(anchor), overlap
-    chroma_ratio: float  # C(current)/C(anchor) - 1
-    saturation_ratio: float  # S(current)/S(anchor) - 1
+    background: float  # share of the overlap judged (still background)
+    ncc: float  # zero-mean NCC of blurred grey (structure)
+    hist_sim: float  # 1 - Bhattacharyya of H-S histograms
+    d_lightness: float  # median L*(current) - L*(anchor)
+    chroma_ratio: float  # median ΔC*ab / max(mean C*ab of the anchor, CHROMA_FLOOR)
+    white_balance: float  # |(median Δa*, median Δb*)|: a colour cast
+    changed_area: float  # share where the blurred grey differs by > RESID_LEVEL beyond the median
+    sharpness: float  # 1 - detail(current) / detail(anchor): detail lost (blur)
 
 
-def compare_registered(anchor: FrameFeatures, cur: FrameFeatures, transform: np.ndarray) -> Registered:
-    """Warp ``anchor`` with ``transform`` (3x3, anchor -> current pixels); compare the overlap."""
+def compare_registered(
+    anchor: FrameFeatures,
+    cur: FrameFeatures,
+    transform: np.ndarray,
+    *,
+    moving: np.ndarray | None = None,
+    anchor_detail: np.ndarray | None = None,
+    detail: np.ndarray | None = None,
+) -> Registered:
+    """Warp ``anchor`` with ``transform`` (3x3, anchor -> current pixels); compare the overlap.
+
+    ``moving`` (half size, current frame) marks what moved in the scene since the anchor;
+    ``anchor_detail`` / ``detail`` are :func:`sharpness_map` of both frames.
+    """
     height, width = cur.blur.shape
     full_w = cur.gray.shape[1]
     k = width / full_w
     # The transform is in analysis-size pixels; conjugate it to the half-size images.
     scale = np.diag([k, k, 1.0])
     m = (scale @ transform @ np.linalg.inv(scale))[:2]
-    warped_bgr = cv2.warpAffine(anchor.small, m, (width, height), flags=cv2.INTER_LINEAR)
-    warped_blur = cv2.warpAffine(anchor.blur, m, (width, height), flags=cv2.INTER_LINEAR)
+    size = (width, height)
+    warped_lab = cv2.warpAffine(anchor.lab, m, size, flags=cv2.INTER_LINEAR)
+    warped_blur = cv2.warpAffine(anchor.blur, m, size, flags=cv2.INTER_LINEAR)
     ones = np.full((height, width), 255, np.uint8)
-    mask = cv2.warpAffine(ones, m, (width, height), flags=cv2.INTER_NEAREST)
+    mask = cv2.warpAffine(ones, m, size, flags=cv2.INTER_NEAREST)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
     overlap = float(np.count_nonzero(mask)) / mask.size
     if overlap < 0.02:
-        return Registered(overlap, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return Registered(overlap, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     sel = mask > 0
-    a = warped_blur[sel]
-    b = cur.blur[sel]
+    judged = sel
+    if moving is not None:
+        still = sel & ~moving
+        if still.sum() >= MIN_BACKGROUND * sel.sum():
+            judged = still
+    background = float(judged.sum()) / max(1, int(sel.sum()))
+    # Medians and means over every 2nd pixel each way: a quarter of the cost, the same values.
+    sub = judged[::2, ::2]
+    lab_a = warped_lab[::2, ::2][sub].astype(np.float32)
+    lab_b = cur.lab[::2, ::2][sub].astype(np.float32)
+    d_lab = lab_b - lab_a
+    d_lightness = _central_mean(d_lab[:, 0]) * 100.0 / 255.0
+    da, db = _central_mean(d_lab[:, 1]), _central_mean(d_lab[:, 2])
+    chroma_a = np.hypot(lab_a[:, 1] - 128.0, lab_a[:, 2] - 128.0)
+    chroma_b = np.hypot(lab_b[:, 1] - 128.0, lab_b[:, 2] - 128.0)
+    chroma_ratio = _central_mean(chroma_b - chroma_a) / max(CHROMA_FLOOR, float(chroma_a.mean()))
+    a = warped_blur[::2, ::2][sub]
+    b = cur.blur[::2, ::2][sub]
+    shift = float(np.median(b - a))
+    changed_area = float((np.abs(b - a - shift) > RESID_LEVEL).mean())
     a = a - a.mean()
     b = b - b.mean()
     denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
     ncc = float(np.dot(a, b)) / denom if denom > 1e-6 else 1.0
-    hsv_a = cv2.cvtColor(warped_bgr, cv2.COLOR_BGR2HSV)
-    hsv_b = cur.hsv
-    hist_sim = 1.0 - bhattacharyya(hs_hist(hsv_a, mask), hs_hist(hsv_b, mask))
-    la, ca = _lab_means(cv2.cvtColor(warped_bgr, cv2.COLOR_BGR2Lab), mask)
-    lb, cb = _lab_means(cur.lab, mask)
-    sa = cv2.mean(hsv_a[:, :, 1], mask)[0]
-    sb = cv2.mean(hsv_b[:, :, 1], mask)[0]
+    judged_u8 = judged.astype(np.uint8) * 255
+    hsv_a = cv2.cvtColor(cv2.warpAffine(anchor.small, m, size, flags=cv2.INTER_LINEAR), cv2.COLOR_BGR2HSV)
+    hist_sim = 1.0 - bhattacharyya(hs_hist(hsv_a, judged_u8), hs_hist(cur.hsv, judged_u8))
+    sharpness = 0.0
+    if anchor_detail is not None and detail is not None:
+        before = float(cv2.warpAffine(anchor_detail, m, size, flags=cv2.INTER_LINEAR)[judged].mean())
+        after = float(detail[judged].mean())
+        sharpness = 1.0 - after / before if before > 1.0 else 0.0
     return Registered(
         overlap=overlap,
+        background=background,
         ncc=ncc,
         hist_sim=hist_sim,
-        d_lightness=lb - la,
-        chroma_ratio=cb / ca - 1.0 if ca > 1e-6 else 0.0,
-        saturation_ratio=sb / sa - 1.0 if sa > 1e-6 else 0.0,
+        d_lightness=d_lightness,
+        chroma_ratio=chroma_ratio,
+        white_balance=math.hypot(da, db),  # 8-bit Lab keeps a* and b* at their own scale
+        changed_area=changed_area,
+        sharpness=sharpness,
     )
+
+
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """A 32x18 zero-mean grey thumbnail, for the loop check (an exposure change cancels)."""
+    small = cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return small - small.mean()
 
 
 def robust_z(value: float, baseline: Sequence[float] | np.ndarray, spread_floor: float) -> float:
