@@ -45,7 +45,7 @@ from composer.storyboard.load import LoadedStoryboard, load_storyboard
 from composer.storyboard.model import Storyboard
 
 if TYPE_CHECKING:
-    from composer.analysis.drift import CameraPlan
+    from composer.camera import CameraPlan
     from composer.export.otio import Format
 
 __all__ = [
@@ -106,8 +106,10 @@ def lint(storyboard: str | Path | LoadedStoryboard) -> list[LintWarning]:
     return lint_storyboard(storyboard)
 
 
-def analyze(clip: str | Path, *, camera: CameraPlan | None = None, fast: bool = False) -> ClipAnalysis:
-    """Drift, jumps and cuts in any clip (``composer analyze``); ``camera="static"`` also judges camera drift.
+def analyze(clip: str | Path, *, camera: str | CameraPlan | None = None, fast: bool = False) -> ClipAnalysis:
+    """Drift, jumps, cuts and moments in any clip (``composer analyze``), each flag explained in
+    ``.findings``. ``camera`` is the move the clip should have (``"static"``, ``"slow pan left"``,
+    or a ``composer.camera.CameraPlan``): camera motion it does not ask for is judged.
 
     ``fast`` reads only the frames other frames refer to (``composer analyze --fast``).
     """

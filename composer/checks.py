@@ -41,7 +41,7 @@ from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
 
 #: Bump when a measurement changes, so stored results from older code are not reused.
-CHECKS_VERSION = 1
+CHECKS_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise ComposerError(f"{path}: no such file")
-    results = [analyze_clip(p, with_curves=args.html is not None, fast=args.fast) for p in paths]
+    results = [
+        analyze_clip(p, camera_planned=args.camera, with_curves=args.html is not None, fast=args.fast)
+        for p in paths
+    ]
     seams = score_seams(paths) if args.seams and len(paths) > 1 else []
     if args.json:
         # Curves are for the page; the JSON keeps the per-clip facts and verdicts.
@@ -321,6 +324,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                 + (f" (worst: {r.drift.worst})" if r.drift.worst else "")
                 + f"; discontinuities: {cuts}"
             )
+            for finding in r.findings:
+                print(f"  {finding.verdict}: {finding.explanation}")
         for a, b, s in zip(paths, paths[1:], seams, strict=False):
             fired = ", ".join(s.fired) or "nothing fired"
             print(f"seam {a.name} -> {b.name}: {s.verdict} ({fired})")
@@ -476,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast",
         action="store_true",
         help="read only the frames others refer to (about every other one): quicker triage of long footage",
+    )
+    p.add_argument(
+        "--camera",
+        metavar="TEXT",
+        help='the camera move the clips should have ("static", "slow pan left", "push in"): camera motion '
+        "it does not ask for is judged; without it the camera path is only reported",
     )
     p.add_argument(
         "--fail-on", choices=["warn", "regenerate"], help="exit 1 when anything reaches this level"

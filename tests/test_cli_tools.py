@@ -18,7 +18,7 @@ def test_analyze_json_has_the_documented_shape(make_clip: MakeClip, capsys: pyte
     assert main(["analyze", str(a), str(b), "--json", "--seams"]) == 0
     data = json.loads(capsys.readouterr().out)
     clip = data["clips"][0]
-    assert set(clip) == {"path", "duration_s", "fps", "frames_analyzed", "discontinuities", "drift"}
+    assert set(clip) == {"path", "duration_s", "fps", "frames_analyzed", "discontinuities", "drift", "findings"}
     assert clip["frames_analyzed"] == 72 and clip["fps"] == 24
     assert clip["drift"]["verdict"] in {"ok", "warn", "regenerate"}
     assert len(data["seams"]) == 1 and data["seams"][0]["verdict"] == "regenerate"  # two different pictures

@@ -3,7 +3,8 @@
 The public surface: analyse a clip (discontinuities + drift), score seams between clips or
 inside one, and the threshold and result models a policy or a report reads. Modules:
 ``frames`` (decode, scaled), ``metrics`` (flow, camera motion, histograms, photometry),
-``seams`` (the seam rule and the in-clip scanner), ``drift`` (anchor-relative drift),
+``seams`` (the seam rule and the in-clip scanner), ``events`` (steps, flicker, freezes,
+reversals, loops), ``drift`` (anchor-relative drift on the still background),
 ``clips`` (whole-clip passes). What does not live here: deciding to regenerate (``decide.py``),
 drawing the report (``report/``) or the CLI.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from composer.analysis.clips import (
     ClipAnalysis,
     Discontinuity,
+    Finding,
     analyze_clip,
     score_seam_at,
     score_seam_between,
@@ -27,6 +29,7 @@ from composer.analysis.drift import (
     DriftThresholds,
     camera_plan,
 )
+from composer.analysis.events import EventThresholds
 from composer.analysis.seams import SeamResult, SeamThresholds, SignalRule, SignalScore
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "DriftMetric",
     "DriftResult",
     "DriftThresholds",
+    "EventThresholds",
+    "Finding",
     "SeamResult",
     "SeamThresholds",
     "SignalRule",

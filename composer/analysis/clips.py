@@ -174,8 +174,7 @@ def analyze_clip(
     if not times:
         raise MediaError(f"{path} has no frames to analyse")
     found = _discontinuities(series, float(fps), scanner_thresholds, dist_1s, lag, times, thumbs, eth)
-    found += _moments(gains, series, turns, float(fps), eth, times, found)
-    found.sort(key=lambda d: d.t_s)
+    found = _with_moments(found, _moments(gains, series, turns, float(fps), eth, times))
     seam = (
         score_seam_between(path, seams_with_next, width=width, thresholds=seam_thresholds)
         if seams_with_next
@@ -231,10 +230,8 @@ def _moments(
     fps: float,
     eth: EventThresholds,
     times: list[float],
-    found: list[Discontinuity],
 ) -> list[Discontinuity]:
-    """Exposure steps, flicker, freezes and reversals, except where a cut or jump already is
-    (a cut moves every signal at once; it is reported once, as what it is)."""
+    """Exposure steps, flicker, freezes and reversals, one per place."""
     moments: list[Moment] = [
         *gain_events(gains, fps, eth),
         *freeze_events(series.warp_resid, fps, eth),
@@ -244,13 +241,31 @@ def _moments(
     out: list[Discontinuity] = []
     for m in moments:
         t = round(times[min(len(times) - 1, m.pair + 1)], 4)
-        if any(abs(d.t_s - t) < 0.5 for d in [*found, *out]):
+        if any(abs(d.t_s - t) < 0.5 for d in out):
             continue
         signals = {m.kind: m.value}
         if m.length_pairs > 1:
             signals[f"{m.kind}_s"] = round(m.length_pairs / fps, 3)
         out.append(Discontinuity(t_s=t, signals=signals, kind=m.kind))
     return out
+
+
+def _with_moments(found: list[Discontinuity], moments: list[Discontinuity]) -> list[Discontinuity]:
+    """One report per place: a moment takes the place of a plain jump beside it, keeping the
+    jump's signals (an exposure step or a motion turning back also moves the jump signals; the
+    moment says what happened), while a cut, loop or transition stands and the moment beside
+    it is dropped."""
+    jumps = [d for d in found if d.kind == "jump"]
+    kept = [d for d in found if d.kind != "jump"]
+    out = [m for m in moments if not any(abs(d.t_s - m.t_s) < 0.5 for d in kept)]
+    for i, m in enumerate(out):
+        near = [j for j in jumps if abs(j.t_s - m.t_s) < 0.5]
+        if near:
+            merged = {k: v for j in near for k, v in j.signals.items()}
+            out[i] = m.model_copy(update={"signals": {**m.signals, **merged}})
+    kept += out
+    kept += [j for j in jumps if not any(abs(j.t_s - m.t_s) < 0.5 for m in out)]
+    return sorted(kept, key=lambda d: d.t_s)
 
 
 _EXPLAIN = {

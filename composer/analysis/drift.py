@@ -76,11 +76,11 @@ class DriftThresholds(_Model):
     )
     saturation_regenerate: float = 0.12
     white_balance_warn: float = Field(
-        3.5,
-        description="|median (Δa*, Δb*)|: a colour cast. Clean real clips stay under 1, a VP8 realtime encode "
-        "of a clean pan reads 3.4; an 8 % shift of red against blue reads 4.2-7.",
+        4.0,
+        description="|median (Δa*, Δb*)|: a colour cast. Clean real clips stay under 1; a VP8 realtime encode "
+        "of a clean pan reads 3.4 or more under load; an 8 % shift of red against blue reads 4.2-7.",
     )
-    white_balance_regenerate: float = 4.0
+    white_balance_regenerate: float = 4.5
     hist_sim_warn: float = Field(
         0.6, description="1 - Bhattacharyya (H-S) on the still background; below warns (content replaced)."
     )
@@ -212,12 +212,10 @@ class DriftTracker:
         self._flow = make_flow()
         self._carried_zoom = 0.0  # log zoom and roll of the anchors before this one
         self._carried_roll = 0.0
+        self._carried_pos = np.zeros(2)  # px at 480 w
         self._moving: np.ndarray | None = None  # half size, current frame: moved since the anchor
         # Carried over a re-anchor: L*, chroma ratio, colour cast, detail kept (a ratio).
         self._offsets = (0.0, 0.0, 0.0, 1.0)
-        self._pos = np.zeros(2)  # Σ centre translation, px at 480 w
-        self._log_zoom = 0.0
-        self._rotation = 0.0
         self._velocities: list[tuple[float, float]] = []
         self.reanchors = 0
         self.t: list[float] = []
@@ -225,9 +223,6 @@ class DriftTracker:
 
     def add_motion(self, motion: Motion) -> None:
         self._transform = to3x3(motion.matrix) @ self._transform
-        self._pos += (motion.vx, motion.vy)
-        self._log_zoom += math.log(max(motion.scale, 1e-6))
-        self._rotation += motion.rotation_deg
         self._velocities.append((motion.vx, motion.vy))
         if motion.local is not None:
             now = (motion.local > MOVING_PX).astype(np.uint8)
@@ -263,20 +258,27 @@ class DriftTracker:
         saturation = (1 + dc0) * (1 + reg.chroma_ratio) - 1
         white_balance = wb0 + reg.white_balance
         sharpness = 1 - kept0 * (1 - reg.sharpness)
-        a, b = self._transform[0, 0], self._transform[1, 0]
+        # The camera path from the aligned transform (anchor -> now), not the sum of frame-to-
+        # frame fits: what moves in the scene or a biased fit cannot add up over the clip.
+        t = self._transform
+        a, b = t[0, 0], t[1, 0]
         zoom = self._carried_zoom + math.log(max(math.hypot(a, b), 1e-6))
         roll = self._carried_roll + math.degrees(math.atan2(b, a))
+        h_full, w_full = features.gray.shape
+        centre = np.array([w_full / 2.0, h_full / 2.0, 1.0])
+        moved = (t @ centre)[:2] - centre[:2]
+        pos = self._carried_pos + moved * (REFERENCE_WIDTH / w_full)
         if reg.overlap < MIN_OVERLAP or aligned.inliers < MIN_ALIGNED:
             # The camera has moved on: chain a new anchor. After a pan or zoom (the overlap ran
             # out, the alignment held) the photometric offsets are carried on; when the camera
             # travels (parallax) or the scene changed, the two anchors do not show the same
             # surfaces, so their difference is not drift and the chain starts again from here.
-            self._carried_zoom, self._carried_roll = zoom, roll
+            self._carried_zoom, self._carried_roll, self._carried_pos = zoom, roll, pos
             self._set_anchor(features, detail)
             if aligned.inliers >= MIN_ALIGNED:
                 self._offsets = (brightness, saturation, white_balance, 1 - sharpness)
             self.reanchors += 1
-        cam = float(np.hypot(*self._pos)) / REFERENCE_WIDTH * 100.0
+        cam = float(np.hypot(*pos)) / REFERENCE_WIDTH * 100.0
         self.t.append(round(t_s, 4))
         for key, value in (
             ("brightness", brightness),

@@ -183,7 +183,9 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
     _, _, smx, smy = _maps(sw, sh)
     map_x = smx + small_flow[:, :, 0]
     map_y = smy + small_flow[:, :, 1]
-    warped = cv2.remap(cur.blur, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
+    warped = cv2.remap(
+        cur.blur, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=-1
+    )
     valid = (map_x >= 0) & (map_x <= sw - 1) & (map_y >= 0) & (map_y <= sh - 1)
     # 7x7 at 480 w is about 3x3 at half size.
     valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -201,7 +203,9 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
     # What the similarity leaves of the flow: the scene's own motion (px at 480 w).
     affine_x = matrix[0, 0] * smx + matrix[0, 1] * smy + matrix[0, 2] * (sw / width) - smx
     affine_y = matrix[1, 0] * smx + matrix[1, 1] * smy + matrix[1, 2] * (sw / width) - smy
-    local = cv2.magnitude(small_flow[:, :, 0] - affine_x.astype(np.float32), small_flow[:, :, 1] - affine_y.astype(np.float32))
+    local = cv2.magnitude(
+        small_flow[:, :, 0] - affine_x.astype(np.float32), small_flow[:, :, 1] - affine_y.astype(np.float32)
+    )
     local *= REFERENCE_WIDTH / sw
     return Motion(
         matrix=np.asarray(matrix, dtype=np.float64),
@@ -276,7 +280,9 @@ def align_to_anchor(
     k = w / cur.gray.shape[1]
     scale = np.diag([k, k, 1.0])
     m = (scale @ transform @ np.linalg.inv(scale))[:2]
-    warped = cv2.warpAffine(anchor.small_gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(
+        anchor.small_gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     flow = flow_engine.calc(warped, cur.small_gray, None)
     step = FLOW_GRID_STEP // 2
     ys, xs = np.mgrid[step : h - step : step, step : w - step : step]
@@ -288,7 +294,12 @@ def align_to_anchor(
     if inside.sum() < 12:
         return Alignment(transform, 0.0)
     fit, mask = cv2.estimateAffinePartial2D(
-        p0[inside], p1[inside], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX / 2, maxIters=300, confidence=0.99
+        p0[inside],
+        p1[inside],
+        method=cv2.RANSAC,
+        ransacReprojThreshold=RANSAC_PX / 2,
+        maxIters=300,
+        confidence=0.99,
     )
     if fit is None:
         return Alignment(transform, 0.0)

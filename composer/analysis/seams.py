@@ -25,7 +25,16 @@ Verdict = Literal["ok", "warn", "regenerate"]
 _RANK: dict[str, int] = {"ok": 0, "warn": 1, "regenerate": 2}
 
 #: Signals of the seam rule, in report order.
-SIGNALS = ("hist_dist", "d_lightness", "d_chroma", "vel_jump", "scale_jump", "vel_step", "resid_area", "warp_resid")
+SIGNALS = (
+    "hist_dist",
+    "d_lightness",
+    "d_chroma",
+    "vel_jump",
+    "scale_jump",
+    "vel_step",
+    "resid_area",
+    "warp_resid",
+)
 
 
 class _Model(BaseModel):
@@ -35,7 +44,9 @@ class _Model(BaseModel):
 class SignalRule(_Model):
     """One signal's noise floor for the z-score and the absolute size it must also reach."""
 
-    spread: float = Field(description="Added to 1.4826*MAD so a very quiet baseline cannot make tiny changes huge.")
+    spread: float = Field(
+        description="Added to 1.4826*MAD so a very quiet baseline cannot make tiny changes huge."
+    )
     floor: float = Field(description="Absolute size below which the signal never fires.")
     enabled: bool = True
 
@@ -150,10 +161,14 @@ class SignalScore(_Model):
 class SeamResult(_Model):
     """The verdict on one join, with every signal's numbers."""
 
-    t_s: float | None = Field(None, description="Time of the first frame after the join (clip time), if known.")
+    t_s: float | None = Field(
+        None, description="Time of the first frame after the join (clip time), if known."
+    )
     verdict: Verdict
     fired: list[str] = Field(description="Signals at warn or regenerate level.")
-    severity: float = Field(description="Worst fired signal's min(z / regenerate z, value / floor); >= 1 regenerates.")
+    severity: float = Field(
+        description="Worst fired signal's min(z / regenerate z, value / floor); >= 1 regenerates."
+    )
     baseline_pairs: int
     signals: dict[str, SignalScore]
 
@@ -229,14 +244,21 @@ def _vel_step(
     step = float(np.linalg.norm(np.median(after, axis=0) - np.median(before, axis=0)))
     side_a, side_b = v[lo:join], v[join + 1 : hi]
     devs = np.concatenate(
-        [np.linalg.norm(side_a - np.median(side_a, axis=0), axis=1), np.linalg.norm(side_b - np.median(side_b, axis=0), axis=1)]
+        [
+            np.linalg.norm(side_a - np.median(side_a, axis=0), axis=1),
+            np.linalg.norm(side_b - np.median(side_b, axis=0), axis=1),
+        ]
     )
     sigma = 1.4826 * float(np.median(devs))
     return step, 0.0, step / (sigma + spread)
 
 
 def score_seam(
-    series: PairSeries, join: int, fps: float, thresholds: SeamThresholds | None = None, t_s: float | None = None
+    series: PairSeries,
+    join: int,
+    fps: float,
+    thresholds: SeamThresholds | None = None,
+    t_s: float | None = None,
 ) -> SeamResult:
     """Score the join at pair ``join`` of ``series`` (frames ``join`` -> ``join + 1``)."""
     th = thresholds or SeamThresholds()

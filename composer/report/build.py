@@ -20,6 +20,7 @@ from composer.export.metrics import RunMetrics
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import (
+    Explanation,
     OutputReport,
     Problem,
     Report,
@@ -84,6 +85,12 @@ def _output_report(
         kept_attempt = history.attempts[kept - 1]
         measured = judge.results.get(kept_attempt.take_keys[-1]) if judge else None
         curves = list(measured.analysis.drift.curves) if measured is not None else []
+        explanations = [
+            Explanation(attempt=attempt.number, **finding.model_dump())
+            for attempt in history.attempts
+            if judge is not None and (done := judge.results.get(attempt.take_keys[-1])) is not None
+            for finding in done.analysis.findings
+        ]
         segments.append(
             SegmentReport(
                 id=seg.id,
@@ -99,6 +106,7 @@ def _output_report(
                 verdict=kept_attempt.verdict,
                 curves=curves,
                 thumbnail=thumbs.get(middles[seg.id]),
+                findings=explanations,
                 knobs=seg.knobs(),
                 knobs_not_sent=sorted(plan.knobs_not_sent(seg)),
             )
@@ -215,6 +223,7 @@ def analysis_report(results: list[ClipAnalysis], seams: list[SeamResult]) -> Rep
             flagged=attempt.verdict == "regenerate",
             verdict=attempt.verdict,
             curves=list(drift.curves),
+            findings=[Explanation(attempt=1, **f.model_dump()) for f in result.findings],
         )
         outputs.append(
             OutputReport(

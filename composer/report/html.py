@@ -59,6 +59,9 @@ th { color: var(--mute); font-weight: 600; }
 .thumbs { display: flex; gap: 8px; }
 .thumbs figure { margin: 0; }
 .thumbs img { width: 200px; border-radius: 4px; display: block; }
+.findings { list-style: none; padding: 0; margin: 8px 0; }
+.finding { display: flex; gap: 10px; align-items: center; margin: 4px 0; font-size: 14px; }
+.finding img { width: 160px; border-radius: 4px; }
 .thumbs figcaption { font-size: 12px; color: var(--mute); }
 .mute { color: var(--mute); }
 """
@@ -126,6 +129,17 @@ def _segment(seg: SegmentReport) -> str:
         if _thumbnail(seg.thumbnail)
         else ""
     )
+    why = "".join(
+        '<li class="finding">'
+        + (
+            f'<img alt="{escape(f.signal)} at {f.t_s or 0:.2f} s" src="{_thumbnail(f.thumbnail)}">'
+            if _thumbnail(f.thumbnail)
+            else ""
+        )
+        + f"<span>attempt {f.attempt} {_badge(f.verdict)} <b>{escape(f.signal)}</b>: {escape(f.explanation)}</span></li>"
+        for f in seg.findings
+    )
+    why = f'<ul class="findings">{why}</ul>' if why else ""
     knobs = "".join(
         f" · {escape(name)} {value:g}" + (" (not sent)" if name in seg.knobs_not_sent else "")
         for name, value in seg.knobs.items()
@@ -133,7 +147,7 @@ def _segment(seg: SegmentReport) -> str:
     return (
         f'<section class="segment" id="seg-{escape(seg.id)}"><h3>{escape(seg.id)} · scene '
         f"{escape(seg.scene_id)} · {seg.start_s:.2f}–{seg.end_s:.2f} s{knobs} {_badge(state, label)}</h3>"
-        f'<p class="prompt">{escape(seg.prompt)}</p>{thumb}'
+        f'<p class="prompt">{escape(seg.prompt)}</p>{thumb}{why}'
         f'<div class="charts">{"".join(chart(c) for c in seg.curves)}</div>'
         f"<table><tr><th>attempt</th><th>seed</th><th>from chunk</th><th>verdict</th><th>score</th>"
         f"<th>worst checks</th><th>decision</th></tr>{''.join(rows)}</table></section>"

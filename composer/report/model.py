@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from composer.analysis.clips import Finding
 from composer.analysis.drift import DriftCurve as Curve
 from composer.decide import Attempt, Decision
 from composer.export.metrics import RunMetrics
@@ -19,6 +20,7 @@ REPORT_VERSION = 1
 
 __all__ = [
     "Curve",
+    "Explanation",
     "OutputReport",
     "Problem",
     "Report",
@@ -31,6 +33,12 @@ __all__ = [
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Explanation(Finding):
+    """A finding on one attempt at a segment: why it was flagged or turned down."""
+
+    attempt: int
 
 
 class SegmentReport(_Model):
@@ -47,6 +55,10 @@ class SegmentReport(_Model):
     verdict: str = Field(description="The kept attempt's worst verdict: ok, warn or regenerate.")
     curves: list[Curve] = Field(default_factory=list)
     thumbnail: str | None = Field(None, description="data: URI of the kept take's middle frame.")
+    findings: list[Explanation] = Field(
+        default_factory=list,
+        description="What fired on each attempt (signal, onset, value against level, a thumbnail at the onset).",
+    )
     knobs: dict[str, float] = Field(
         default_factory=dict,
         description="Image-guidance knobs the storyboard set (style_strength, motion_intensity).",
