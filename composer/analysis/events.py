@@ -41,8 +41,8 @@ class EventThresholds(BaseModel):
         0.35, description="A frozen pair changes less than this share of the clip's median warp residual..."
     )
     freeze_level: float = Field(
-        0.05,
-        description="...and less than this many grey levels: a repeated frame reads 0.00-0.01 after x264.",
+        0.3,
+        description="...and less than this many grey levels: a repeated frame reads 0.00-0.05 after x264 (the clip must also move, below).",
     )
     freeze_min_motion: float = Field(
         0.15,
