@@ -11,6 +11,7 @@ here: measuring camera motion (``analysis/``) or drawing it (``backends/procedur
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,16 +50,18 @@ _NEGATIVE = (
 _LARGE: frozenset[MoveKind] = frozenset({"orbit", "travel", "handheld"})
 
 
-def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    parts = sorted(words, key=len, reverse=True)
-    body = "|".join(r"[\s-]+".join(re.escape(w) for w in part.split()) for part in parts)
+def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
+    """One case-insensitive pattern for whole words or phrases; a space also matches a hyphen."""
+    # Longest first, so that "whip pan" is tried before "pan".
+    parts = sorted({p.lower() for p in phrases}, key=len, reverse=True)
+    body = "|".join(r"[\s-]+".join(re.escape(word) for word in part.split()) for part in parts)
     return re.compile(rf"\b(?:{body})\b", re.IGNORECASE)
 
 
-_KINDS = {kind: _pattern(words) for kind, words in _KIND_WORDS.items()}
-_STILL = _pattern(_STILL_WORDS)
-_SLOW_RE = _pattern(_SLOW)
-_FAST_RE = _pattern(_FAST)
+_KINDS = {kind: phrase_pattern(words) for kind, words in _KIND_WORDS.items()}
+_STILL = phrase_pattern(_STILL_WORDS)
+_SLOW_RE = phrase_pattern(_SLOW)
+_FAST_RE = phrase_pattern(_FAST)
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,6 @@ class DriftThresholds(_Model):
     defects) and checked on ``bench_drift.py`` (synthetic): see docs/analysis.md.
     """
 
-    anchor_frames: int = Field(
-        10, description="Frames of the anchor window (kept for the unregistered histogram)."
-    )
     sample_fps: float = Field(12.0, description="Drift is sampled at about this rate.")
     end_fraction: float = Field(0.15, description="End window (FramePack-style start/end comparison).")
     rolling_s: float = Field(

@@ -33,7 +33,7 @@ import random
 import re
 import threading
 import time
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,24 +58,10 @@ Step = Literal["create", "poll", "download"]
 #: Where in a request's life a fault is drawn (see the module docstring).
 Phase = Literal["request", "create", "body"]
 
-KINDS: tuple[str, ...] = (
-    "429",
-    "500",
-    "503",
-    "slow",
-    "drop",
-    "lost",
-    "truncate",
-    "corrupt",
-    "filter",
-    "fail",
-    "huge",
-    "trickle",
-    "wrongtype",
-    "smaller",
-)
-PROTOCOLS: tuple[str, ...] = ("gemini", "vertex", "openai", "relay")
-STEPS: tuple[str, ...] = ("create", "poll", "download")
+# The literals above are the one list of each; these are them as tuples, for messages and loops.
+KINDS: tuple[str, ...] = get_args(FaultKind)
+PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
+STEPS: tuple[str, ...] = get_args(Step)
 
 _PHASE: dict[str, str] = {
     "429": "request",

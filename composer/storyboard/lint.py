@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+from composer.camera import phrase_pattern
 from composer.errors import Issue
 from composer.storyboard.load import LoadedStoryboard
 from composer.storyboard.model import KNOBS, Scene
@@ -99,14 +100,6 @@ def _forms(verbs: str) -> set[str]:
     return forms
 
 
-def _pattern(phrases: Iterable[str]) -> re.Pattern[str]:
-    """One case-insensitive pattern for whole words or phrases; a space also matches a hyphen."""
-    # Longest first, so that "whip pan" is tried before "pan".
-    parts = sorted({p.lower() for p in phrases}, key=len, reverse=True)
-    body = "|".join(r"[\s-]+".join(re.escape(word) for word in part.split()) for part in parts)
-    return re.compile(rf"\b(?:{body})\b", re.IGNORECASE)
-
-
 # Camera moves, named so that a noun rarely matches ("a truck", "a crane", "railway tracks"
 # and "a tilted sign" do not): they count as motion and conflict with a still camera.
 _CAMERA_MOVES = {
@@ -146,7 +139,7 @@ _SUBJECT_MOTION = {
     "fled", "grew", "grown", "dove", "motion", "movement", "wind", "breeze", "wake", "ripples",
     "time-lapse", "timelapse", "hyperlapse",
 }  # fmt: skip
-_MOTION = _pattern(_CAMERA_MOVES | _STILL_CAMERA | _CAMERA_WORDS | _SUBJECT_MOTION)
+_MOTION = phrase_pattern(_CAMERA_MOVES | _STILL_CAMERA | _CAMERA_WORDS | _SUBJECT_MOTION)
 
 # Conflicts: pairs of requests that pull a clip two ways. Kept to a few that models really
 # get wrong, so a warning is worth reading.
@@ -155,24 +148,26 @@ _FAST_WORDS = [
     "races", "sprinting", "sprints", "speeding", "high-speed", "fast-paced", "chaos", "chaotic",
     "frantic", "frenetic", "hectic",
 ]  # fmt: skip
-_FAST = _pattern(_FAST_WORDS)
+_FAST = phrase_pattern(_FAST_WORDS)
 # Large motion: fast action, or a camera move that travels through the scene (a plain pan,
 # tilt or zoom is a modest move and does not count).
-_LARGE_MOTION = _pattern(
+_LARGE_MOTION = phrase_pattern(
     [*_FAST_WORDS, "tracking shot", "follow shot", "orbit shot", "orbiting shot", "arc shot",
      "crane shot", "drone shot", "aerial shot", "flyover", "fly through", "flythrough", "fpv",
      "handheld", "hand held", "dolly zoom", "sweeping", "swooping", "spinning", "explosion",
      "explodes", "crashing", "stampede"]
 )  # fmt: skip
-_DETAIL = _pattern(
+_DETAIL = phrase_pattern(
     ["close-up", "close-ups", "closeup", "extreme close-up", "ecu", "macro", "macro shot",
      "intricate", "intricate detail", "intricate details", "fine detail", "fine details",
      "every detail", "minute detail", "minute details"]
 )  # fmt: skip
-_STILL = _pattern(_STILL_CAMERA)
-_MOVE = _pattern(_CAMERA_MOVES)
-_TIMELAPSE = _pattern(["time-lapse", "timelapse", "time lapse", "hyperlapse", "sped up", "fast-forward"])
-_SLOWMO = _pattern(["slow motion", "slow-motion", "slowmo", "slo-mo", "slow mo"])
+_STILL = phrase_pattern(_STILL_CAMERA)
+_MOVE = phrase_pattern(_CAMERA_MOVES)
+_TIMELAPSE = phrase_pattern(
+    ["time-lapse", "timelapse", "time lapse", "hyperlapse", "sped up", "fast-forward"]
+)
+_SLOWMO = phrase_pattern(["slow motion", "slow-motion", "slowmo", "slo-mo", "slow mo"])
 
 # Exclusions written as negations. "no" is followed by a word, but not "no longer", "no
 # matter" and such; "not" counts only before a verb of showing; "never-ending" is no negation.
