@@ -132,7 +132,10 @@ def analyze_clip(
     fps = geo.scan_fps() / 2 if fast else geo.scan_fps()  # the fast scan: every other frame, nominally
     dth = drift_thresholds or DriftThresholds()
     eth = event_thresholds or EventThresholds()
-    step = max(1, round(float(fps) / dth.sample_fps))
+    # The fast scan samples drift at half the rate (6 fps): drift is slow by nature, and its
+    # per-sample work (alignment to the anchor, the registered comparison) is half a frame's cost.
+    sample_fps = dth.sample_fps / 2 if fast else dth.sample_fps
+    step = max(1, round(float(fps) / sample_fps))
     tracker = DriftTracker(size[0], float(fps) / step, dth, plan)
     flow = make_flow(flow_preset)
     series = PairSeries()
@@ -163,7 +166,7 @@ def analyze_clip(
             turns.add(pair.motion.flow, steps, frames_mod.REFERENCE_WIDTH / flow_w)
         dist_1s.append(bhattacharyya(ring[0], feats.hist) if len(ring) == lag else float("nan"))
         ring.append(feats.hist)
-        thumbs.append(thumbnail(feats.gray))
+        thumbs.append(thumbnail(feats.small_gray))
         if frame.index % step == 0:
             tracker.add_sample(frame.t_s, feats)
         if not pictures or frame.t_s - max(pictures) >= THUMB_EVERY_S - 1e-6:

@@ -171,8 +171,10 @@ class FlowTurns:
             self.rms.append((0.0, 0.0))
             return
         flows = list(self._flows)
-        before = np.mean(flows[: self.k], axis=0)
-        after = np.mean(flows[self.k :], axis=0)
+        # Sums, not np.mean over a stacked copy; the cosine does not care about the scale, the
+        # RMS below divides by k.
+        before = sum(flows[1 : self.k], flows[0]) / self.k
+        after = sum(flows[self.k + 1 :], flows[self.k]) / self.k
         nb, na = float(np.sum(before * before)), float(np.sum(after * after))
         cos = float(np.sum(before * after)) / math.sqrt(nb * na) if nb > 0 and na > 0 else 1.0
         size = before.shape[0] * before.shape[1]

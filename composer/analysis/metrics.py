@@ -197,14 +197,16 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
         warp_resid = float(diff.mean())
         resid_area = float((diff > RESID_LEVEL).mean())
         # Every 4th valid pixel is plenty for a median, at a quarter of its cost.
-        gain = float(np.median(signed[::4])) / max(8.0, float(prev.blur[valid][::4].mean()))
+        gain = float(np.median(signed[::4])) / max(8.0, float(cv2.mean(prev.blur)[0]))
     else:
         warp_resid, resid_area = 0.0, 1.0
     # What the similarity leaves of the flow: the scene's own motion (px at 480 w).
-    affine_x = matrix[0, 0] * smx + matrix[0, 1] * smy + matrix[0, 2] * (sw / width) - smx
-    affine_y = matrix[1, 0] * smx + matrix[1, 1] * smy + matrix[1, 2] * (sw / width) - smy
+    # float32 coefficients keep the per-pixel arithmetic in float32 (float64 doubled its cost).
+    k = sw / width
+    c = np.float32
     local = cv2.magnitude(
-        small_flow[:, :, 0] - affine_x.astype(np.float32), small_flow[:, :, 1] - affine_y.astype(np.float32)
+        small_flow[:, :, 0] - (c(matrix[0, 0] - 1) * smx + c(matrix[0, 1]) * smy + c(matrix[0, 2] * k)),
+        small_flow[:, :, 1] - (c(matrix[1, 0]) * smx + c(matrix[1, 1] - 1) * smy + c(matrix[1, 2] * k)),
     )
     local *= REFERENCE_WIDTH / sw
     return Motion(
@@ -424,7 +426,8 @@ def compare_registered(
 
 
 def thumbnail(gray: np.ndarray) -> np.ndarray:
-    """A 32x18 zero-mean grey thumbnail, for the loop check (an exposure change cancels)."""
+    """A 32x18 zero-mean grey thumbnail of ``gray`` (the half-size grey will do), for the loop
+    check (an exposure change cancels)."""
     small = cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
     return small - small.mean()
 
@@ -446,6 +449,10 @@ def rolling_median(values: Sequence[float] | np.ndarray, window: int) -> np.ndar
         return arr.copy()
     half = window // 2
     out = np.empty_like(arr)
-    for i in range(arr.size):
+    # The interior in one vectorised call over sliding windows; the shrinking ends one by one.
+    if arr.size > 2 * half:
+        windows = np.lib.stride_tricks.sliding_window_view(arr, 2 * half + 1)
+        out[half : arr.size - half] = np.median(windows, axis=1)
+    for i in (*range(min(half, arr.size)), *range(max(half, arr.size - half), arr.size)):
         out[i] = np.median(arr[max(0, i - half) : i + half + 1])
     return out
