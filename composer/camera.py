@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-MoveKind = Literal["pan", "tilt", "zoom", "roll", "orbit", "travel", "handheld"]
+MoveKind = Literal["pan", "tilt", "zoom", "roll", "orbit", "track", "crane", "dolly", "handheld"]
 
 #: Words for each move kind, matched as whole words (a space also matches a hyphen).
 _KIND_WORDS: dict[MoveKind, tuple[str, ...]] = {
@@ -23,9 +23,11 @@ _KIND_WORDS: dict[MoveKind, tuple[str, ...]] = {
              "pulls back", "pull out", "pulls out", "pull away", "dolly in", "dolly out", "dolly zoom"),
     "orbit": ("orbit", "orbits", "orbiting", "arc", "arcs", "circles", "circling", "revolves", "360"),
     "roll": ("roll", "rolls", "rolling", "dutch", "barrel roll", "rotate", "rotates", "rotating", "spins"),
-    "travel": ("dolly", "dollies", "truck", "trucks", "track", "tracks", "tracking", "crane", "cranes",
-               "boom", "follow", "follows", "following", "drone", "aerial", "flyover", "fly through",
-               "flythrough", "flies", "fpv", "travels", "glides", "steadicam", "gimbal", "pedestal"),
+    "track": ("truck", "trucks", "track", "tracks", "tracking", "follow", "follows", "following", "drone",
+              "aerial", "flyover", "fly through", "flythrough", "flies", "fpv", "travels", "glides",
+              "steadicam", "gimbal"),
+    "crane": ("crane", "cranes", "boom", "booms", "pedestal"),
+    "dolly": ("dolly", "dollies"),
     "handheld": ("handheld", "hand held", "shaky", "shaking camera", "documentary style"),
     "tilt": ("tilt", "tilts", "tilting", "tilt up", "tilt down"),
     "pan": ("pan", "pans", "panning", "whip pan", "sweep", "sweeps", "sweeping", "moving", "moves"),
@@ -47,7 +49,7 @@ _NEGATIVE = (
     "backwards",
 )
 #: Moves that travel through the scene: large motion, with parallax the judge cannot model.
-_LARGE: frozenset[MoveKind] = frozenset({"orbit", "travel", "handheld"})
+_LARGE: frozenset[MoveKind] = frozenset({"orbit", "track", "crane", "handheld"})
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
@@ -92,12 +94,13 @@ class CameraPlan:
 
     @property
     def expects_translation(self) -> bool:
-        """Pans, tilts, travelling and orbits move the picture; a zoom alone does not."""
-        return bool(self.kinds & {"pan", "tilt", "orbit", "travel", "handheld"})
+        """Pans, tilts, orbits and a travelling camera move the picture; a zoom alone does not."""
+        return bool(self.kinds & {"pan", "tilt", "orbit", "track", "crane", "dolly", "handheld"})
 
     @property
     def expects_zoom(self) -> bool:
-        return bool(self.kinds & {"zoom", "orbit", "travel", "handheld"})
+        # A camera that travels changes the picture's scale as it goes (parallax).
+        return bool(self.kinds & {"zoom", "orbit", "track", "crane", "dolly", "handheld"})
 
     @property
     def expects_roll(self) -> bool:
@@ -124,8 +127,11 @@ def parse(text: str | None) -> CameraPlan | None:
         return None
     low = text.lower()
     found: list[tuple[int, Move]] = []
+    taken: list[tuple[int, int]] = []  # spans already read: "dolly in" is a zoom, not also a dolly
     for kind, pattern in _KINDS.items():
         for match in pattern.finditer(low):
+            if any(a <= match.start() < b for a, b in taken):
+                continue
             if (
                 kind == "pan"
                 and match.group(0) in ("moving", "moves")
@@ -135,6 +141,7 @@ def parse(text: str | None) -> CameraPlan | None:
             if any(start <= match.start() < start + 30 and m.kind == kind for start, m in found):
                 continue
             found.append((match.start(), Move(kind, _direction(low, match.end()), _speed(low))))
+            taken.append(match.span())
     if found:
         found.sort(key=lambda pm: pm[0])
         moves: list[Move] = []

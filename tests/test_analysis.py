@@ -331,7 +331,7 @@ def test_ffmpeg_scaling_matches_cv2_scaling(source: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "plan"),
     [("static", "static"), ("Locked off, tripod", "static"), ("slow pan left", "pan"), ("zoom in", "zoom"),
-     ("static, then a slow dolly in", "zoom+travel"), ("", None), (None, None), ("warm light", None)],
+     ("static, then a slow dolly in", "zoom"), ("", None), (None, None), ("warm light", None)],
 )
 def test_camera_plan(text: str | None, plan: str | None) -> None:
     parsed = camera_plan(text)

@@ -1,7 +1,7 @@
 """The local backend's procedural video generator: pure synthesis of frames and ambient sound.
 
-What lives here: reading a scene kind from a prompt and a camera move from its camera text,
-painting a world (a background canvas larger than the frame plus moving elements), moving a
+What lives here: reading a scene kind from a prompt, drawing the camera plan of its camera
+text (``composer.camera``), painting a world (a background canvas larger than the frame plus moving elements), moving a
 virtual camera over it, a slow seed-dependent *drift* (brightness, colour, position) that
 imitates how real generators wander over long clips, the two image-guidance knobs (a
 *departure* from the first frame's palette and layout that a lower ``style_strength`` lets
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from composer import imaging
+from composer import camera, imaging
 from composer.timecode import AUDIO_RATE, audio_samples, fps_text, parse_fps
 
 STATE_VERSION = 1
@@ -213,32 +213,27 @@ def scene_kind(prompt: str) -> str:
 
 @dataclass(frozen=True)
 class CameraMove:
-    """A camera move read from text: what moves, which way and how fast (1 = normal)."""
+    """The move the generator draws: what moves, which way and how fast (1 = normal)."""
 
     mode: str  # static | pan | tilt | zoom
     direction: int  # +1 / -1 (pan right, tilt down, zoom in are +1)
     speed: float
 
 
+#: How each move of the camera vocabulary (``composer.camera``) is drawn: the generator has
+#: pans, tilts and zooms; an orbit, a track or a handheld camera reads as a pan, a crane as a
+#: tilt, a dolly as a zoom; a roll is not drawn.
+_DRAWN = {"pan": "pan", "orbit": "pan", "track": "pan", "handheld": "pan", "tilt": "tilt", "crane": "tilt",
+          "zoom": "zoom", "dolly": "zoom", "roll": "static"}  # fmt: skip
+
+
 def parse_camera(text: str | None) -> CameraMove:
-    """Read ``"slow pan left"``, ``"zoom in"``, ``"static"``... (unknown text: static)."""
-    words = re.findall(r"[a-z]+", (text or "").lower())
-    speed = 1.0
-    if any(w in words for w in ("slow", "slowly", "gentle", "gently", "gradual", "subtle")):
-        speed = 0.5
-    if any(w in words for w in ("fast", "quick", "quickly", "rapid", "swift", "whip")):
-        speed = 2.0
-    joined = " ".join(words)
-    if re.search(r"\b(zoom|push|dolly|pull)\b", joined):
-        out = re.search(r"\b(out|back|away)\b", joined) or "pull" in words
-        return CameraMove("zoom", -1 if out else 1, speed)
-    if re.search(r"\b(tilt|crane|pedestal|look|boom)\b", joined) or (
-        ("up" in words or "down" in words) and "pan" not in words
-    ):
-        return CameraMove("tilt", -1 if "up" in words else 1, speed)
-    if "pan" in words or "left" in words or "right" in words or "truck" in words or "track" in words:
-        return CameraMove("pan", -1 if "left" in words else 1, speed)
-    return CameraMove("static", 1, speed)
+    """The first move of ``text``'s camera plan, as the generator draws it (none: static)."""
+    plan = camera.parse(text)
+    if plan is None or not plan.moves:
+        return CameraMove("static", 1, 1.0)
+    move = plan.moves[0]
+    return CameraMove(_DRAWN[move.kind], move.direction, move.speed)
 
 
 # ---------------------------------------------------------------------------------------------
