@@ -1,8 +1,8 @@
 """The local backend's procedural video generator: pure synthesis of frames and ambient sound.
 
 What lives here: reading a scene kind from a prompt, drawing the camera plan of its camera
-text (``composer.camera``), painting a world (a background canvas larger than the frame plus moving elements), moving a
-virtual camera over it, a slow seed-dependent *drift* (brightness, colour, position) that
+text (``composer.camera``), painting a world (a background canvas larger than the frame plus
+moving elements), moving a virtual camera over it, a slow seed-dependent *drift* (brightness, colour, position) that
 imitates how real generators wander over long clips, the two image-guidance knobs (a
 *departure* from the first frame's palette and layout that a lower ``style_strength`` lets
 grow, and a ``motion_intensity`` that scales how fast the camera and the elements move),
