@@ -35,6 +35,7 @@ from composer.analysis.events import (
 )
 from composer.analysis.metrics import bhattacharyya, frame_features, make_flow, pair_metrics, thumbnail
 from composer.analysis.seams import (
+    TRANSITION_FLOOR,
     PairSeries,
     SeamResult,
     SeamThresholds,
@@ -63,6 +64,9 @@ class Discontinuity(_Model):
     kind: str = Field(
         "jump",
         description="cut, jump, transition, loop, brightness_step, flicker, freeze or reversal.",
+    )
+    threshold: float | None = Field(
+        None, description="The level the deciding signal (the first in signals) crossed."
     )
 
 
@@ -209,20 +213,31 @@ def _discontinuities(
 ) -> list[Discontinuity]:
     """Cuts and jumps (the scanner), loops among them, and gradual transitions."""
     found: list[Discontinuity] = []
-    for event in scan(series, fps, thresholds):
+    th = thresholds or SeamThresholds.scanner()
+    for event in scan(series, fps, th):
         index = event.pair + 1
-        signals = _round(event.signals)
+        # The deciding signal first: the one furthest past its floor.
+        order = sorted(event.signals, key=lambda n: -event.signals[n] / th.signals[n].floor)
+        signals = _round({n: event.signals[n] for n in order})
         back = loop_back(thumbs, times, index, eth)
         kind = "cut" if "hist_dist" in signals and "d_lightness" in signals else "jump"
         if back is not None:
             signals["loop_back_s"] = back
             kind = "loop"
-        found.append(Discontinuity(t_s=round(times[index], 4), signals=signals, kind=kind))
+        found.append(
+            Discontinuity(
+                t_s=round(times[index], 4), signals=signals, kind=kind, threshold=th.signals[order[0]].floor
+            )
+        )
     for index, distance, z in locate_transitions(dist_1s, lag):
         if any(abs(d.t_s - times[index]) < 1.0 for d in found):
             continue  # a cut already reported there also moves the 1-s histogram distance
         signals = {"transition": round(distance, 5), "transition_z": round(z, 2)}
-        found.append(Discontinuity(t_s=round(times[index], 4), signals=signals, kind="transition"))
+        found.append(
+            Discontinuity(
+                t_s=round(times[index], 4), signals=signals, kind="transition", threshold=TRANSITION_FLOOR
+            )
+        )
     return found
 
 
@@ -249,7 +264,7 @@ def _moments(
         signals = {m.kind: m.value}
         if m.length_pairs > 1:
             signals[f"{m.kind}_s"] = round(m.length_pairs / fps, 3)
-        out.append(Discontinuity(t_s=t, signals=signals, kind=m.kind))
+        out.append(Discontinuity(t_s=t, signals=signals, kind=m.kind, threshold=m.threshold))
     return out
 
 
@@ -304,7 +319,7 @@ def findings(
     for d in found:
         name, value = next(iter(d.signals.items()))
         out.append(Finding(
-            signal=d.kind, verdict="regenerate", t_s=d.t_s, value=value, threshold=0.0, unit=name,
+            signal=d.kind, verdict="regenerate", t_s=d.t_s, value=value, threshold=d.threshold or 0.0, unit=name,
             explanation=f"{_EXPLAIN.get(d.kind, d.kind)} at {d.t_s:.2f} s ({_signals_text(d.signals)})",
         ))  # fmt: skip
     metrics = sorted(

@@ -325,8 +325,16 @@ def _cluster(hits: Sequence[Event], gap: int) -> list[Event]:
     return events
 
 
+#: The 1-s histogram distance a gradual transition must reach (besides its z-score).
+TRANSITION_FLOOR = 0.2
+
+
 def locate_transitions(
-    distances: Sequence[float], lag: int, z_level: float = 8.0, floor: float = 0.2, spread: float = 0.01
+    distances: Sequence[float],
+    lag: int,
+    z_level: float = 8.0,
+    floor: float = TRANSITION_FLOOR,
+    spread: float = 0.01,
 ) -> list[tuple[int, float, float]]:
     """Gradual scene changes from the 1-s histogram distance series (reference §4.5).
 
