@@ -52,7 +52,8 @@ def judge(folder: Path, clip: Clip, fast: bool) -> list[tuple[str, float | None,
     return flags(result)
 
 
-def table(folder: Path, clips: list[Clip], fast: bool, show: bool) -> int:
+def table(folder: Path, clips: list[Clip], fast: bool, show: bool) -> tuple[int, int]:
+    """Print the per-kind table; return the clean clips flagged at all and those regenerated."""
     by_kind: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
         by_kind[clip.kind].append(clip)
@@ -61,7 +62,7 @@ def table(folder: Path, clips: list[Clip], fast: bool, show: bool) -> int:
     head = f"{'hits':>7s}   rate   Wilson 95%"
     print(f"  {'kind':18s} {'flagged (warn+)':^28s} | {'regenerate':^28s} | {'placed within 1 s':^28s}")
     print(f"  {'':18s} {head} | {head} | {head}")
-    false_alarms = 0
+    false_alarms = paid = 0
     started = time.perf_counter()
     for kind in KINDS:
         group = by_kind.get(kind, [])
@@ -77,11 +78,11 @@ def table(folder: Path, clips: list[Clip], fast: bool, show: bool) -> int:
             if show and (bool(found) == (kind == "clean")):
                 print(f"    {clip.name}: {found or 'nothing'}")
         if kind == "clean":
-            false_alarms = flagged
+            false_alarms, paid = flagged, regen
         where = cell(placed, len(group)) if kind != "clean" else f"{'':28s}"
         print(f"  {kind:18s} {cell(flagged, len(group))} | {cell(regen, len(group))} | {where}")
     print(f"  ({len(clips)} clips in {time.perf_counter() - started:.0f} s)")
-    return false_alarms
+    return false_alarms, paid
 
 
 def main() -> None:
@@ -97,12 +98,13 @@ def main() -> None:
     print(
         f"bench_judge: {len(clips)} clips ({clean} clean real clips, {len(clips) - clean} with defects) in {args.out}"
     )
-    false_alarms = table(args.out, clips, fast=False, show=args.show)
+    false_alarms, paid = table(args.out, clips, fast=False, show=args.show)
     take_cost = SEGMENT_S * PRICE_PER_S
+    # Only a regenerate verdict pays for a new take; a warn is reported and costs nothing.
     print(
-        f"\nregeneration cost of the false alarms: {false_alarms} of {clean} clean clips x ${take_cost:.2f} "
-        f"(a {SEGMENT_S:g}-s segment at ${PRICE_PER_S:.2f}/s) = ${false_alarms * take_cost:.2f}; "
-        f"per 100 clean segments ${100 * false_alarms / max(1, clean) * take_cost:.2f}"
+        f"\nfalse alarms: {false_alarms} of {clean} clean clips flagged, {paid} regenerated; "
+        f"regeneration cost {paid} x ${take_cost:.2f} (a {SEGMENT_S:g}-s segment at ${PRICE_PER_S:.2f}/s) "
+        f"= ${paid * take_cost:.2f}; per 100 clean segments ${100 * paid / max(1, clean) * take_cost:.2f}"
     )
     if args.fast:
         table(args.out, clips, fast=True, show=args.show)

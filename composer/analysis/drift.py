@@ -223,6 +223,8 @@ class DriftTracker:
         self._velocities.append((motion.vx, motion.vy))
         if motion.local is not None:
             now = (motion.local > MOVING_PX).astype(np.uint8)
+            if motion.unexplained is not None:
+                now |= motion.unexplained.astype(np.uint8)
             if self._moving is not None and self._moving.shape == now.shape:
                 # Carry what moved before along with the camera, then add what moves now.
                 h, w = now.shape
@@ -295,9 +297,11 @@ class DriftTracker:
             self.curves[key].append(float(value))
 
     def _set_anchor(self, features: FrameFeatures, detail: np.ndarray) -> None:
+        # The mask of what moved is kept: it is in the current frame's pixels, which the new
+        # anchor is, and what was moving a moment ago still is (a fresh mask would let the
+        # first samples after a re-anchor count every moving thing as changed).
         self._anchor, self._anchor_detail = features, detail
         self._transform = np.eye(3)
-        self._moving = None
 
     def result(self, with_curves: bool = True) -> DriftResult:
         th = self.th

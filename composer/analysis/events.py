@@ -57,7 +57,13 @@ class EventThresholds(BaseModel):
         -0.5,
         description="Cosine of the mean flow field before and after a pair: below, the motion turned back.",
     )
-    reversal_window_s: float = Field(0.2, description="Each side's flow fields are averaged over this long.")
+    reversal_window_s: float = Field(
+        0.2, description="Each window's flow fields are averaged over this long."
+    )
+    reversal_steady: float = Field(
+        0.5,
+        description="Cosine each side's two windows must keep: the motion was steady before and after the turn.",
+    )
     reversal_flow_px: float = Field(
         0.45,
         description="RMS flow (px/frame at 480 w) both sides must keep: a turnaround through rest is natural, "
@@ -147,18 +153,21 @@ def freeze_events(warp_resid: Sequence[float], fps: float, th: EventThresholds) 
 
 
 class FlowTurns:
-    """Streams each pair's flow field; scores, one window late, whether the motion turned back.
+    """Streams each pair's flow field; scores, two windows late, whether the motion turned back.
 
-    For the pair in the middle of ``2 * k`` pairs it compares the mean flow field of the ``k``
-    before with the ``k`` from it on: a cosine near -1 with both sides moving means the motion
-    reversed. Holds ``2 * k`` half-size flow fields (a few hundred KB).
+    Four windows of ``k`` pairs each (A, B, C, D), as mean flow fields: the motion turned back
+    between B and C when their cosine is near -1 with both moving, and it was steady on both
+    sides (A agrees with B, C with D). A handheld camera's shake also flips from one window to
+    the next, but it flips back: it is never steady on both sides. Holds ``4 * k`` half-size
+    flow fields (a few MB at most).
     """
 
     def __init__(self, k: int) -> None:
         self.k = max(1, k)
-        self._flows: deque[np.ndarray] = deque(maxlen=2 * self.k)
-        self.cos: list[float] = []
-        self.rms: list[tuple[float, float]] = []  # (before, after), px per frame at 480 w
+        self._flows: deque[np.ndarray] = deque(maxlen=4 * self.k)
+        self.cos: list[float] = []  # B against C
+        self.steady: list[float] = []  # the lesser of A against B and C against D
+        self.rms: list[tuple[float, float]] = []  # (B, C), px per frame at 480 w
 
     def add(self, flow: np.ndarray | None, steps: float, px_to_ref: float) -> None:
         if flow is None:
@@ -166,53 +175,65 @@ class FlowTurns:
         if self._flows and self._flows[-1].shape != flow.shape:
             self._flows.clear()
         self._flows.append(flow * (px_to_ref / max(steps, 1e-6)))
-        if len(self._flows) < 2 * self.k:
+        if len(self._flows) < 4 * self.k:
             self.cos.append(1.0)
+            self.steady.append(1.0)
             self.rms.append((0.0, 0.0))
             return
         flows = list(self._flows)
-        # Sums, not np.mean over a stacked copy; the cosine does not care about the scale, the
-        # RMS below divides by k.
-        before = sum(flows[1 : self.k], flows[0]) / self.k
-        after = sum(flows[self.k + 1 :], flows[self.k]) / self.k
-        nb, na = float(np.sum(before * before)), float(np.sum(after * after))
-        cos = float(np.sum(before * after)) / math.sqrt(nb * na) if nb > 0 and na > 0 else 1.0
-        size = before.shape[0] * before.shape[1]
-        self.cos.append(cos)
-        self.rms.append((math.sqrt(nb / size), math.sqrt(na / size)))
+        k = self.k
+        # Sums, not np.mean over a stacked copy: the cosines do not care about the scale.
+        a, b, c, d = (sum(flows[n * k + 1 : (n + 1) * k], flows[n * k]) / k for n in range(4))
+        size = b.shape[0] * b.shape[1]
+        self.cos.append(_cosine(b, c))
+        self.steady.append(min(_cosine(a, b), _cosine(c, d)))
+        self.rms.append((math.sqrt(float(np.sum(b * b)) / size), math.sqrt(float(np.sum(c * c)) / size)))
 
     def events(self, th: EventThresholds) -> list[Moment]:
         """Reversals, at the first pair of the turned-back side (one per run of firing pairs)."""
         out: list[Moment] = []
         last = -10 * self.k
-        for i, (cos, (rb, ra)) in enumerate(zip(self.cos, self.rms, strict=True)):
-            slow, fast = min(rb, ra), max(rb, ra)
-            if cos <= th.reversal_cos and slow >= th.reversal_flow_px and slow >= th.reversal_keep * fast:
-                pair = i - self.k + 1  # scored when the window's last pair arrived
+        for i, (cos, steady, (rb, rc)) in enumerate(zip(self.cos, self.steady, self.rms, strict=True)):
+            slow, fast = min(rb, rc), max(rb, rc)
+            if (
+                cos <= th.reversal_cos
+                and steady >= th.reversal_steady
+                and slow >= th.reversal_flow_px
+                and slow >= th.reversal_keep * fast
+            ):
+                pair = i - 2 * self.k + 1  # scored when window D's last pair arrived
                 if pair - last > 2 * self.k:
                     out.append(Moment(max(0, pair), "reversal", round(cos, 3), th.reversal_cos))
                     last = pair
         return out
 
 
+def _cosine(x: np.ndarray, y: np.ndarray) -> float:
+    nx, ny = float(np.sum(x * x)), float(np.sum(y * y))
+    return float(np.sum(x * y)) / math.sqrt(nx * ny) if nx > 0 and ny > 0 else 1.0
+
+
 def zoom_reversals(log_scale: Sequence[float], fps: float, th: EventThresholds) -> list[Moment]:
-    """A zoom that turns back: the median zoom rate of the window before a pair and of the
-    window from it on have opposite signs, and both keep speed (the flow field of a slow zoom
-    is too small for :class:`FlowTurns`)."""
+    """A zoom that turns back: the median zoom rates of four windows A, B, C, D around a pair
+    (B before it, C from it on) change sign between B and C, keep speed, and are steady on
+    both sides (A agrees with B, C with D: a handheld camera's breathing is not). The flow
+    field of a slow zoom is too small for :class:`FlowTurns`."""
     rate = 100.0 * np.asarray(log_scale, dtype=np.float64)  # % per frame
     k = max(3, round(2 * th.reversal_window_s * fps))
     out: list[Moment] = []
     last = -4 * k
-    for j in range(k, rate.size - k + 1):
-        before, after = float(np.median(rate[j - k : j])), float(np.median(rate[j : j + k]))
-        slow, fast = sorted((abs(before), abs(after)))
+    for j in range(2 * k, rate.size - 2 * k + 1):
+        a, b, c, d = (float(np.median(rate[j + n * k : j + (n + 1) * k])) for n in (-2, -1, 0, 1))
+        slow, fast = sorted((abs(b), abs(c)))
         if (
-            before * after < 0
+            b * c < 0
+            and a * b > 0
+            and c * d > 0
             and slow >= th.zoom_reversal_pct
             and slow >= th.reversal_keep * fast
             and j - last > 2 * k
         ):
-            out.append(Moment(j, "reversal", round(after / before, 3), -th.reversal_keep))
+            out.append(Moment(j, "reversal", round(c / b, 3), -th.reversal_keep))
             last = j
     return out
 

@@ -122,6 +122,8 @@ class Motion:
     that shades a corner cannot move (a median ignores what less than half the pixels do).
     ``flow`` is the dense flow at the half size (px at that size) and ``local`` the share of it
     the camera motion does not explain, per pixel, in px at 480 w: what moves in the scene.
+    ``unexplained`` marks (half size) what changed from one frame to the next by more than the
+    flow explains: fast motion the flow lost (a bike crossing the frame), not a slow morph.
     """
 
     matrix: np.ndarray
@@ -135,6 +137,7 @@ class Motion:
     gain: float = 0.0
     flow: np.ndarray | None = None
     local: np.ndarray | None = None
+    unexplained: np.ndarray | None = None  # half size: changed by more than RESID_LEVEL beyond the flow
 
 
 def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +194,7 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
     valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     count = int(valid.sum())
     gain = 0.0
+    unexplained = (np.abs(warped - prev.blur) > RESID_LEVEL) & valid
     if count:
         signed = (warped - prev.blur)[valid]
         diff = np.abs(signed)
@@ -221,6 +225,7 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
         gain=gain,
         flow=small_flow,
         local=local,
+        unexplained=unexplained,
     )
 
 
@@ -253,7 +258,8 @@ def to3x3(matrix: np.ndarray) -> np.ndarray:
 
 #: Local flow above this (px per frame at 480 w) marks a pixel as moving in the scene.
 MOVING_PX = 0.5
-#: Below this share of still background in the overlap, drift is judged on the whole overlap.
+#: Below this share of still background in the overlap, photometry is judged on the whole
+#: overlap and structure (NCC, histogram, changed area) not at all.
 MIN_BACKGROUND = 0.2
 #: Chroma below this (C*ab) is "grey": saturation ratios use it as their denominator's floor.
 CHROMA_FLOOR = 8.0
@@ -340,7 +346,8 @@ class Registered:
     """
 
     overlap: float  # share of the current frame the warped anchor covers
-    background: float  # share of the overlap judged (still background)
+    background: float  # share of the overlap judged (still background); ncc, hist_sim and
+    # changed_area are neutral (1, 1, 0) when under MIN_BACKGROUND of it is still
     ncc: float  # zero-mean NCC of blurred grey (structure)
     hist_sim: float  # 1 - Bhattacharyya of H-S histograms
     d_lightness: float  # median L*(current) - L*(anchor)
@@ -381,10 +388,15 @@ def compare_registered(
         return Registered(overlap, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     sel = mask > 0
     judged = sel
+    structure = True  # whether the structure comparisons mean anything here
     if moving is not None:
         still = sel & ~moving
         if still.sum() >= MIN_BACKGROUND * sel.sum():
             judged = still
+        else:
+            # Nearly everything moves (water, a crowd, fast action): photometry still holds
+            # on the whole overlap (medians), but structure is bound to differ from the anchor.
+            structure = False
     background = float(judged.sum()) / max(1, int(sel.sum()))
     # Medians and means over every 2nd pixel each way: a quarter of the cost, the same values.
     sub = judged[::2, ::2]
@@ -396,17 +408,19 @@ def compare_registered(
     chroma_a = np.hypot(lab_a[:, 1] - 128.0, lab_a[:, 2] - 128.0)
     chroma_b = np.hypot(lab_b[:, 1] - 128.0, lab_b[:, 2] - 128.0)
     chroma_ratio = _central_mean(chroma_b - chroma_a) / max(CHROMA_FLOOR, float(chroma_a.mean()))
-    a = warped_blur[::2, ::2][sub]
-    b = cur.blur[::2, ::2][sub]
-    shift = float(np.median(b - a))
-    changed_area = float((np.abs(b - a - shift) > RESID_LEVEL).mean())
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
-    ncc = float(np.dot(a, b)) / denom if denom > 1e-6 else 1.0
-    judged_u8 = judged.astype(np.uint8) * 255
-    hsv_a = cv2.cvtColor(cv2.warpAffine(anchor.small, m, size, flags=cv2.INTER_LINEAR), cv2.COLOR_BGR2HSV)
-    hist_sim = 1.0 - bhattacharyya(hs_hist(hsv_a, judged_u8), hs_hist(cur.hsv, judged_u8))
+    ncc, hist_sim, changed_area = 1.0, 1.0, 0.0
+    if structure:
+        a = warped_blur[::2, ::2][sub]
+        b = cur.blur[::2, ::2][sub]
+        shift = float(np.median(b - a))
+        changed_area = float((np.abs(b - a - shift) > RESID_LEVEL).mean())
+        a = a - a.mean()
+        b = b - b.mean()
+        denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+        ncc = float(np.dot(a, b)) / denom if denom > 1e-6 else 1.0
+        judged_u8 = judged.astype(np.uint8) * 255
+        hsv_a = cv2.cvtColor(cv2.warpAffine(anchor.small, m, size, flags=cv2.INTER_LINEAR), cv2.COLOR_BGR2HSV)
+        hist_sim = 1.0 - bhattacharyya(hs_hist(hsv_a, judged_u8), hs_hist(cur.hsv, judged_u8))
     sharpness = 0.0
     if anchor_detail is not None and detail is not None:
         before = float(cv2.warpAffine(anchor_detail, m, size, flags=cv2.INTER_LINEAR)[judged].mean())
