@@ -234,7 +234,9 @@ def source(clip: Clip) -> Path:
 @pytest.mark.parametrize(
     ("container", "codec"),
     [("mkv", ["-c:v", "libx264", "-preset", "ultrafast"]), ("mov", ["-c:v", "mpeg4", "-q:v", "3"]),
-     ("webm", ["-c:v", "libvpx", "-b:v", "2M", "-deadline", "realtime", "-cpu-used", "8"])],
+     # Not VP8's realtime mode at 2 Mb/s: its rate control drifts the picture (+2 L*, a colour cast
+     # of 4 in 3 s), which the judge rightly reports; this test is about reading the container.
+     ("webm", ["-c:v", "libvpx", "-crf", "10", "-b:v", "4M", "-deadline", "good", "-cpu-used", "4"])],
 )
 def test_other_containers(source: Path, folder: Path, container: str, codec: list[str]) -> None:
     dest = folder / f"pan.{container}"

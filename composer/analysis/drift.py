@@ -14,6 +14,7 @@ policy (``decide.py``) or drawing (``report/``).
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Literal
 
 import cv2
@@ -28,6 +29,7 @@ from composer.analysis.metrics import (
     align_to_anchor,
     compare_registered,
     make_flow,
+    registered_ncc,
     rolling_median,
     sharpness_map,
     to3x3,
@@ -63,26 +65,32 @@ class DriftThresholds(_Model):
         description="Rolling median before taking extremes: a change must hold about half of it to count.",
     )
     brightness_warn: float = Field(
-        2.0,
-        description="|median ΔL*| on the still background; natural light changes on real clips stay under 1.5.",
+        1.5,
+        description="|robust ΔL*| on the still background; clean real clips stay under 0.8, a 5 % exposure "
+        "ramp reads 1.65-2.8.",
     )
     brightness_regenerate: float = 3.0
     saturation_warn: float = Field(
-        0.08,
-        description="median ΔC*/C* (C* floored at 8, so grey shots do not swing); clean real clips stay under 0.04.",
+        0.05,
+        description="robust ΔC* / median C* (C* floored at 8, so grey shots do not swing); clean real clips "
+        "stay under 0.04, a 10 % saturation ramp reads 0.05-0.09.",
     )
     saturation_regenerate: float = 0.12
     white_balance_warn: float = Field(
-        4.0,
-        description="|median (Δa*, Δb*)|: a colour cast. Clean real clips stay under 1; a VP8 realtime encode "
-        "of a clean pan reads 3.4 or more under load; an 8 % shift of red against blue reads 4.2-7.",
+        3.0,
+        description="|robust (Δa*, Δb*)|: a colour cast. Clean real clips stay under 1.4; an 8 % shift of red "
+        "against blue reads 4.2-7 (and a VP8 realtime encode at 2 Mb/s drifts by 4 in 3 s).",
     )
-    white_balance_regenerate: float = 4.5
+    white_balance_regenerate: float = 4.0
     hist_sim_warn: float = Field(
         0.6, description="1 - Bhattacharyya (H-S) on the still background; below warns (content replaced)."
     )
     hist_sim_regenerate: float = 0.5
-    ncc_warn: float = Field(0.6, description="Structural NCC on the still background; below warns.")
+    ncc_warn: float = Field(
+        0.6,
+        description="Structural NCC on the still background, against the anchor and against the frame lag_s "
+        "earlier (whichever is lower); below warns.",
+    )
     ncc_regenerate: float = 0.4
     changed_area_warn: float = Field(
         0.06,
@@ -95,6 +103,9 @@ class DriftThresholds(_Model):
         "zoom in loses up to 0.09 (the picture is magnified).",
     )
     sharpness_regenerate: float = 0.3
+    lag_s: float = Field(
+        1.0, description="NCC is also taken against the frame this long ago: a 1-s dissolve breaks it."
+    )
     natural_s: float = Field(
         0.75,
         description="The structure checks (changed_area, ncc, hist_sim) learn the clip's own natural change "
@@ -183,6 +194,10 @@ _CURVES = {
 }
 
 
+#: Curves judged by their magnitude (a change either way is drift).
+_MAGNITUDES = frozenset({"brightness", "saturation", "white_balance", "zoom", "roll"})
+
+
 class DriftTracker:
     """Streams a clip's frames once; keeps only the anchor, the running transform and scalars.
 
@@ -211,18 +226,30 @@ class DriftTracker:
         self._carried_roll = 0.0
         self._carried_pos = np.zeros(2)  # px at 480 w
         self._moving: np.ndarray | None = None  # half size, current frame: moved since the anchor
+        self._last_moving: np.ndarray | None = None  # the previous pair's own moving pixels
         # Carried over a re-anchor: L*, chroma ratio, colour cast, detail kept (a ratio).
         self._offsets = (0.0, 0.0, 0.0, 1.0)
         self._velocities: list[tuple[float, float]] = []
+        # The frame-to-frame chain (never re-anchored) and the last second of samples on it:
+        # the structure a second ago, which a dissolve into another scene breaks even while
+        # its every sample re-anchors.
+        self._chain = np.eye(3)
+        self._recent: deque[tuple[float, FrameFeatures, np.ndarray]] = deque()
         self.reanchors = 0
         self.t: list[float] = []
         self.curves: dict[str, list[float]] = {k: [] for k in _CURVES}
 
     def add_motion(self, motion: Motion) -> None:
         self._transform = to3x3(motion.matrix) @ self._transform
+        self._chain = to3x3(motion.matrix) @ self._chain
         self._velocities.append((motion.vx, motion.vy))
         if motion.local is not None:
             now = (motion.local > MOVING_PX).astype(np.uint8)
+            # Moving means moving in two pairs running (near the same place): the flow's noise
+            # comes and goes, and over seconds would otherwise mark a whole rigid picture.
+            before, self._last_moving = self._last_moving, now
+            if before is not None and before.shape == now.shape:
+                now = now & cv2.dilate(before, np.ones((5, 5), np.uint8))
             if motion.unexplained is not None:
                 now |= motion.unexplained.astype(np.uint8)
             if self._moving is not None and self._moving.shape == now.shape:
@@ -239,11 +266,11 @@ class DriftTracker:
         detail = sharpness_map(features.gray, (w, h))
         if self._anchor is None:
             self._set_anchor(features, detail)
-        aligned = align_to_anchor(self._anchor, features, self._transform, self._flow)
-        self._transform = aligned.transform
         moving = None
         if self._moving is not None:
             moving = cv2.dilate(self._moving, np.ones((5, 5), np.uint8)).astype(bool)
+        aligned = align_to_anchor(self._anchor, features, self._transform, self._flow, moving)
+        self._transform = aligned.transform
         reg = compare_registered(
             self._anchor,
             features,
@@ -252,6 +279,13 @@ class DriftTracker:
             anchor_detail=self._anchor_detail,
             detail=detail,
         )
+        ncc = reg.ncc
+        while len(self._recent) > 1 and t_s - self._recent[1][0] >= self.th.lag_s - 1e-6:
+            self._recent.popleft()
+        if self._recent and t_s - self._recent[0][0] >= self.th.lag_s - 1e-6:
+            _, then, chain = self._recent[0]
+            ncc = min(ncc, registered_ncc(then, features, self._chain @ np.linalg.inv(chain), moving))
+        self._recent.append((t_s, features, self._chain.copy()))
         dl0, dc0, wb0, kept0 = self._offsets
         brightness = dl0 + reg.d_lightness
         saturation = (1 + dc0) * (1 + reg.chroma_ratio) - 1
@@ -284,7 +318,7 @@ class DriftTracker:
             ("saturation", saturation),
             ("white_balance", white_balance),
             ("hist_sim", reg.hist_sim),
-            ("ncc", reg.ncc),
+            ("ncc", ncc),
             ("changed_area", reg.changed_area),
             ("sharpness", sharpness),
             ("camera", cam),
@@ -392,14 +426,18 @@ class DriftTracker:
         higher_is_worse: bool, checked: bool,
     ) -> DriftMetric:  # fmt: skip
         unit = _CURVES[name]
+        # An onset is where the rolling median has crossed *and* the sample itself has: the
+        # centred median alone would place it up to half its window early.
+        raw = np.asarray(self.curves[name])
         if higher_is_worse:
+            raw = np.abs(raw) if name in _MAGNITUDES else raw
             severity = value / regen if regen else 0.0
-            bad_w, bad_r = curve >= warn, curve >= regen
+            bad_w, bad_r = (curve >= warn) & (raw >= warn), (curve >= regen) & (raw >= regen)
             verdict: Verdict = "regenerate" if value >= regen else "warn" if value >= warn else "ok"
         else:
             # Similarities: badness is the distance from 1, relative to the regenerate level's.
             severity = (1.0 - value) / (1.0 - regen) if regen < 1 else 0.0
-            bad_w, bad_r = curve < warn, curve < regen
+            bad_w, bad_r = (curve < warn) & (raw < warn), (curve < regen) & (raw < regen)
             verdict = "regenerate" if value < regen else "warn" if value < warn else "ok"
         return DriftMetric(
             name=name, value=round(float(value), 6), unit=unit, warn=warn, regenerate=regen,

@@ -275,14 +275,20 @@ class Alignment:
 
 
 def align_to_anchor(
-    anchor: FrameFeatures, cur: FrameFeatures, transform: np.ndarray, flow_engine: cv2.DISOpticalFlow
+    anchor: FrameFeatures,
+    cur: FrameFeatures,
+    transform: np.ndarray,
+    flow_engine: cv2.DISOpticalFlow,
+    moving: np.ndarray | None = None,
 ) -> Alignment:
     """Correct the accumulated ``transform`` by fitting the current frame to the anchor itself.
 
     Chaining hundreds of frame-to-frame fits accumulates their small biases (a clean pan read
     as a zoom, a still background as changed); one more flow, from the anchor warped by the
     running transform to the current frame at half size, and a similarity fitted to it by
-    RANSAC remove what accumulated. The moving foreground is an outlier to that fit.
+    RANSAC remove what accumulated. ``moving`` (half size) marks what moved in the scene: the
+    fit and its inlier share are taken on the rest, so a static shot full of people moving is
+    still well aligned (when too little is still, every point is used).
     """
     h, w = cur.small_gray.shape
     k = w / cur.gray.shape[1]
@@ -299,6 +305,10 @@ def align_to_anchor(
     p1 = p0 + flow[ys, xs]
     # Only where the warped anchor has content (not its replicated border).
     inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), m, (w, h), flags=cv2.INTER_NEAREST)[ys, xs] > 0
+    if moving is not None:
+        still = inside & ~moving[ys, xs]
+        if still.sum() >= 0.25 * inside.sum():
+            inside = still
     if inside.sum() < 12:
         return Alignment(transform, 0.0)
     fit, mask = cv2.estimateAffinePartial2D(
@@ -351,10 +361,37 @@ class Registered:
     ncc: float  # zero-mean NCC of blurred grey (structure)
     hist_sim: float  # 1 - Bhattacharyya of H-S histograms
     d_lightness: float  # median L*(current) - L*(anchor)
-    chroma_ratio: float  # median ΔC*ab / max(mean C*ab of the anchor, CHROMA_FLOOR)
+    chroma_ratio: float  # robust ΔC*ab / max(median C*ab of the anchor, CHROMA_FLOOR)
     white_balance: float  # |(median Δa*, median Δb*)|: a colour cast
     changed_area: float  # share where the blurred grey differs by > RESID_LEVEL beyond the median
     sharpness: float  # 1 - detail(current) / detail(anchor): detail lost (blur)
+
+
+def registered_ncc(
+    earlier: FrameFeatures, cur: FrameFeatures, transform: np.ndarray, moving: np.ndarray | None = None
+) -> float:
+    """Zero-mean NCC of blurred grey between ``earlier`` warped by ``transform`` (3x3, its pixels
+    -> current pixels) and the current frame, on the still part of their overlap: structure
+    only, a fraction of :func:`compare_registered`'s cost."""
+    height, width = cur.blur.shape
+    k = width / cur.gray.shape[1]
+    scale = np.diag([k, k, 1.0])
+    m = (scale @ transform @ np.linalg.inv(scale))[:2]
+    warped = cv2.warpAffine(earlier.blur, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=-1.0)
+    sel = warped[::2, ::2] >= 0
+    if moving is not None:
+        still = sel & ~moving[::2, ::2]
+        if still.sum() < MIN_BACKGROUND * sel.sum():
+            return 1.0  # nearly everything moves: structure is not judged (as in compare_registered)
+        sel = still
+    if sel.sum() < 16:
+        return 1.0
+    a = warped[::2, ::2][sel]
+    b = cur.blur[::2, ::2][sel]
+    a = a - a.mean()
+    b = b - b.mean()
+    denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+    return float(np.dot(a, b)) / denom if denom > 1e-6 else 1.0
 
 
 def compare_registered(
@@ -407,7 +444,9 @@ def compare_registered(
     da, db = _central_mean(d_lab[:, 1]), _central_mean(d_lab[:, 2])
     chroma_a = np.hypot(lab_a[:, 1] - 128.0, lab_a[:, 2] - 128.0)
     chroma_b = np.hypot(lab_b[:, 1] - 128.0, lab_b[:, 2] - 128.0)
-    chroma_ratio = _central_mean(chroma_b - chroma_a) / max(CHROMA_FLOOR, float(chroma_a.mean()))
+    # ΔC* grows with C* (a saturation change scales it), so the median ΔC* is the change of the
+    # median pixel: divide by the median C*, not the mean (bright colours would dilute it).
+    chroma_ratio = _central_mean(chroma_b - chroma_a) / max(CHROMA_FLOOR, float(np.median(chroma_a)))
     ncc, hist_sim, changed_area = 1.0, 1.0, 0.0
     if structure:
         a = warped_blur[::2, ::2][sub]
