@@ -226,3 +226,14 @@ def test_the_local_generator_draws_the_same_plan() -> None:
     assert parse_camera("crane up").mode == "tilt" and parse_camera("crane up").direction == -1
     assert parse_camera("motionless camera").mode == "static"
     assert camera.parse("motionless camera") == camera.CameraPlan("motionless camera", static=True)
+
+
+def test_the_new_levels_can_be_set_in_the_storyboard() -> None:
+    from composer.checks import thresholds
+    from composer.storyboard.model import ContinuitySettings
+
+    settings = ContinuitySettings(zoom_regenerate=10.0, sharpness_warn=0.25, white_balance_regenerate=6.0)
+    drift, _ = thresholds(settings.overrides())
+    assert (drift.zoom_regenerate, drift.sharpness_warn, drift.white_balance_regenerate) == (10.0, 0.25, 6.0)
+    with pytest.raises(ValueError):
+        ContinuitySettings(changed_area_warn=2.0)  # a share: at most 1

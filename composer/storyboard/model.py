@@ -91,9 +91,7 @@ def _parse_resolution(value: object) -> tuple[int, int]:
             return preset
         match = _RESOLUTION_RE.match(value)
         if not match:
-            raise ValueError(
-                "expected WIDTHxHEIGHT such as 1280x720 (or 480p, 720p, 1080p)"
-            )
+            raise ValueError("expected WIDTHxHEIGHT such as 1280x720 (or 480p, 720p, 1080p)")
         width, height = int(match.group(1)), int(match.group(2))
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         width, height = (int(v) for v in value)
@@ -203,18 +201,42 @@ class ContinuitySettings(_Model):
     """Drift and seam checks, and what to do when they fail. Unset levels use the defaults
     documented in docs/analysis.md (measured on footage with defects of known size)."""
 
-    max_attempts: int = Field(3, ge=1, le=10, description="Attempts per segment before the best is kept and flagged.")
+    max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per segment before the best is kept and flagged."
+    )
     regenerate: bool = Field(True, description="False: only report, never regenerate.")
-    brightness_warn: float | None = Field(None, gt=0, description="|ΔL*| against the anchor window.")
+    brightness_warn: float | None = Field(
+        None, gt=0, description="|ΔL*| of the still background against the anchor."
+    )
     brightness_regenerate: float | None = Field(None, gt=0)
-    saturation_warn: float | None = Field(None, gt=0, description="|ΔS/S| of mean saturation.")
+    saturation_warn: float | None = Field(
+        None, gt=0, description="|ΔC*/C*|: colours grown stronger or weaker."
+    )
     saturation_regenerate: float | None = Field(None, gt=0)
+    white_balance_warn: float | None = Field(None, gt=0, description="|(Δa*, Δb*)|: a colour cast.")
+    white_balance_regenerate: float | None = Field(None, gt=0)
     hist_sim_warn: float | None = Field(None, gt=0, le=1, description="Colour similarity below this warns.")
-    hist_sim_regenerate: float | None = Field(None, gt=0, le=1, description="The design's regenerate line is 0.75.")
+    hist_sim_regenerate: float | None = Field(None, gt=0, le=1)
     ncc_warn: float | None = Field(None, gt=-1, le=1, description="Structural similarity below this warns.")
     ncc_regenerate: float | None = Field(None, gt=-1, le=1)
-    camera_warn: float | None = Field(None, gt=0, description="Camera drift on static shots, % of width.")
+    changed_area_warn: float | None = Field(
+        None, gt=0, le=1, description="Share of the still background turned into other content."
+    )
+    changed_area_regenerate: float | None = Field(None, gt=0, le=1)
+    sharpness_warn: float | None = Field(
+        None, gt=0, le=1, description="Share of the fine detail lost (softening)."
+    )
+    sharpness_regenerate: float | None = Field(None, gt=0, le=1)
+    camera_warn: float | None = Field(
+        None, gt=0, description="Camera translation the shot's camera does not ask for, % of width."
+    )
     camera_regenerate: float | None = Field(None, gt=0)
+    zoom_warn: float | None = Field(None, gt=0, description="Zoom the shot's camera does not ask for, %.")
+    zoom_regenerate: float | None = Field(None, gt=0)
+    roll_warn: float | None = Field(
+        None, gt=0, description="Roll the shot's camera does not ask for, degrees."
+    )
+    roll_regenerate: float | None = Field(None, gt=0)
     seam_warn_z: float | None = Field(None, gt=0, description="Robust z-score at a join that warns.")
     seam_regenerate_z: float | None = Field(None, gt=0)
 
