@@ -142,7 +142,8 @@ def analyze_clip(
     # per-sample work (alignment to the anchor, the registered comparison) is half a frame's cost.
     sample_fps = dth.sample_fps / 2 if fast else dth.sample_fps
     step = max(1, round(float(fps) / sample_fps))
-    tracker = DriftTracker(size[0], float(fps) / step, dth, plan)
+    # The fast scan aligns drift samples to their anchor every other sample (3 times a second).
+    tracker = DriftTracker(size[0], float(fps) / step, dth, plan, align_every=2 if fast else 1)
     flow = make_flow(flow_preset)
     series = PairSeries()
     turns = FlowTurns(round(eth.reversal_window_s * float(fps)))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from composer.analysis.frames import REFERENCE_WIDTH
 from composer.analysis.metrics import (
     MOVING_PX,
+    Alignment,
     FrameFeatures,
     Motion,
     align_to_anchor,
@@ -213,15 +214,21 @@ class DriftTracker:
         sample_fps: float,
         thresholds: DriftThresholds | None = None,
         camera_planned: CameraPlan | None = None,
+        align_every: int = 1,
     ) -> None:
         self.th = thresholds or DriftThresholds()
         self.width = width
+        # Samples between two direct alignments to the anchor (between them the frame-to-frame
+        # chain carries the transform; its bias needs seconds to matter).
+        self.align_every = max(1, align_every)
         self.sample_fps = sample_fps
         self.camera_planned = camera_planned
         self._anchor: FrameFeatures | None = None
         self._anchor_detail: np.ndarray | None = None
         self._transform = np.eye(3)  # anchor pixels -> current pixels
         self._flow = make_flow()
+        self._aligned = Alignment(np.eye(3), 1.0)
+        self._since_aligned = align_every  # the first sample is aligned
         self._carried_zoom = 0.0  # log zoom and roll of the anchors before this one
         self._carried_roll = 0.0
         self._carried_pos = np.zeros(2)  # px at 480 w
@@ -269,7 +276,14 @@ class DriftTracker:
         moving = None
         if self._moving is not None:
             moving = cv2.dilate(self._moving, np.ones((5, 5), np.uint8)).astype(bool)
-        aligned = align_to_anchor(self._anchor, features, self._transform, self._flow, moving)
+        fresh = self._since_aligned + 1 >= self.align_every
+        if fresh:
+            self._aligned = align_to_anchor(self._anchor, features, self._transform, self._flow, moving)
+            self._since_aligned = 0
+        else:
+            self._aligned = Alignment(self._transform, self._aligned.inliers)
+            self._since_aligned += 1
+        aligned = self._aligned
         self._transform = aligned.transform
         reg = compare_registered(
             self._anchor,
@@ -301,14 +315,16 @@ class DriftTracker:
         centre = np.array([w_full / 2.0, h_full / 2.0, 1.0])
         moved = (t @ centre)[:2] - centre[:2]
         pos = self._carried_pos + moved * (REFERENCE_WIDTH / w_full)
-        if reg.overlap < MIN_OVERLAP or aligned.inliers < MIN_ALIGNED:
+        # A misalignment is only decided on a sample that was aligned (the others repeat it).
+        misaligned = fresh and aligned.inliers < MIN_ALIGNED
+        if reg.overlap < MIN_OVERLAP or misaligned:
             # The camera has moved on: chain a new anchor. After a pan or zoom (the overlap ran
             # out, the alignment held) the photometric offsets are carried on; when the camera
             # travels (parallax) or the scene changed, the two anchors do not show the same
             # surfaces, so their difference is not drift and the chain starts again from here.
             self._carried_zoom, self._carried_roll, self._carried_pos = zoom, roll, pos
             self._set_anchor(features, detail)
-            if aligned.inliers >= MIN_ALIGNED:
+            if not misaligned:
                 self._offsets = (brightness, saturation, white_balance, 1 - sharpness)
             self.reanchors += 1
         cam = float(np.hypot(*pos)) / REFERENCE_WIDTH * 100.0
