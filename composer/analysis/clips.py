@@ -176,7 +176,7 @@ def analyze_clip(
         thumbs.append(thumbnail(feats.small_gray))
         if frame.index % step == 0:
             tracker.add_sample(frame.t_s, feats)
-        if not pictures or frame.t_s - max(pictures) >= THUMB_EVERY_S - 1e-6:
+        if not pictures or frame.t_s - next(reversed(pictures)) >= THUMB_EVERY_S - 1e-6:
             h = round(THUMB_WIDTH * size[1] / size[0])
             pictures[frame.t_s] = cv2.resize(frame.bgr, (THUMB_WIDTH, h), interpolation=cv2.INTER_AREA)
         times.append(frame.t_s)
