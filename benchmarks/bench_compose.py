@@ -142,16 +142,22 @@ def bench_size(width: int, height: int, seconds: float, use_moviepy: bool, work:
     rows.append(("composer normalise (3 takes, during generation)", sum(norm_times), None, None))
     rows.append((f"composer assembly (smart, median of {repeat})", assembly, out_frames, out_clean))
     rows.append(("composer assembly + its decode check (a render)", checked, None, None))
-    rows.append(("composer tail: normalise last take + assembly + check", norm_times[-1] + checked, None, None))
+    rows.append(
+        ("composer tail: normalise last take + assembly + check", norm_times[-1] + checked, None, None)
+    )
 
     print(f"{'step':50} {'wall s':>8} {'frames':>7} {'clean':>6} {'x assembly':>11}")
     for name, wall, count, clean in rows:
         flag = "" if clean is None else ("yes" if clean else "NO")
-        print(f"{name:50} {wall:8.2f} {count if count is not None else '':>7} {flag:>6} {wall / assembly:11.1f}")
+        print(
+            f"{name:50} {wall:8.2f} {count if count is not None else '':>7} {flag:>6} {wall / assembly:11.1f}"
+        )
     full_s = rows[0][1]
     print(
-        "assembly runs: " + ", ".join(f"{s:.2f}" for s in assembly_runs)
-        + "; with the check: " + ", ".join(f"{s:.2f}" for s in checked_runs)
+        "assembly runs: "
+        + ", ".join(f"{s:.2f}" for s in assembly_runs)
+        + "; with the check: "
+        + ", ".join(f"{s:.2f}" for s in checked_runs)
     )
     print(
         f"expected {comp.frames} frames; re-encoded {plan.encoded_frames}, copied {plan.copied_frames}; "
@@ -186,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_compose.") as work:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
-            bench_size(width, height, 4.0 if args.quick else 20.0, not args.no_moviepy, Path(work), args.repeat)
+            bench_size(
+                width, height, 4.0 if args.quick else 20.0, not args.no_moviepy, Path(work), args.repeat
+            )
     return 0
 
 

@@ -49,7 +49,9 @@ def cell(k: int, n: int) -> str:
 
 
 def seam_rates(folder: Path, n: int) -> None:
-    print("\nSEAMS (score_seam_between; 320x180, 1 s per side, pans 0-30 px/s, detail regenerated at the join)")
+    print(
+        "\nSEAMS (score_seam_between; 320x180, 1 s per side, pans 0-30 px/s, detail regenerated at the join)"
+    )
     print(f"  {'defect':38s} {'hits':>7s}   rate   Wilson 95%")
     cells: list[tuple[str, str, float]] = [("clean (false alarms)", "clean", 0.0)]
     cells += [(f"position jump {s:g} px @320w", "jump", s) for s in (1.0, 2.0, 4.0)]
@@ -71,7 +73,9 @@ def seam_rates(folder: Path, n: int) -> None:
 
 
 def clip_rates(folder: Path, n: int) -> None:
-    print("\nINSIDE CLIPS (analyze_clip, every frame | --fast, reference frames only; 320x180, 4 s, x264 with")
+    print(
+        "\nINSIDE CLIPS (analyze_clip, every frame | --fast, reference frames only; 320x180, 4 s, x264 with"
+    )
     print("B-frames; discontinuity = an event within 3 frames of the defect, 4 for --fast)")
     head = f"{'hits':>7s}   rate   Wilson 95%"
     print(f"  {'defect':38s} {head}    | {head}")
@@ -88,6 +92,7 @@ def clip_rates(folder: Path, n: int) -> None:
                 return result.drift.verdict in ({"warn", "regenerate"} if level == "warn" else {"regenerate"})
             m = next(m for m in result.drift.metrics if m.name == metric)
             return m.verdict in ({"warn", "regenerate"} if level == "warn" else {"regenerate"})
+
         return check
 
     def anything(result, spec: ClipSpec) -> bool:
@@ -104,11 +109,23 @@ def clip_rates(folder: Path, n: int) -> None:
         ("zoom jump 2%: discontinuity", {"kind": "zoom_jump", "size": 0.02}, disc),
         ("zoom jump 5%: discontinuity", {"kind": "zoom_jump", "size": 0.05}, disc),
         ("brightness ramp 5%: warn", {"kind": "brightness_ramp", "size": 0.05}, drift("warn", "brightness")),
-        ("brightness ramp 10%: regenerate", {"kind": "brightness_ramp", "size": 0.10}, drift("regen", "brightness")),
+        (
+            "brightness ramp 10%: regenerate",
+            {"kind": "brightness_ramp", "size": 0.10},
+            drift("regen", "brightness"),
+        ),
         ("saturation ramp 10%: warn", {"kind": "saturation_ramp", "size": 0.10}, drift("warn", "saturation")),
-        ("saturation ramp 20%: regenerate", {"kind": "saturation_ramp", "size": 0.20}, drift("regen", "saturation")),
+        (
+            "saturation ramp 20%: regenerate",
+            {"kind": "saturation_ramp", "size": 0.20},
+            drift("regen", "saturation"),
+        ),
         ("camera drift 2% W (static): warn", {"kind": "camera_drift", "size": 0.02}, drift("warn", "camera")),
-        ("camera drift 5% W (static): regenerate", {"kind": "camera_drift", "size": 0.05}, drift("regen", "camera")),
+        (
+            "camera drift 5% W (static): regenerate",
+            {"kind": "camera_drift", "size": 0.05},
+            drift("regen", "camera"),
+        ),
         ("1-s crossfade: regenerate", {"kind": "crossfade"}, drift("regen")),
     ]
     for label, args, hit in cells:
@@ -121,7 +138,14 @@ def clip_rates(folder: Path, n: int) -> None:
             static = args["kind"] in ("camera_drift",) or (args["kind"] == "clean" and not moving)
             pan = (0.0, 0.0) if static else (float(rng.uniform(-30, 30)), float(rng.uniform(-8, 8)))
             zoom = float(rng.uniform(-0.03, 0.03)) if moving else 0.0
-            spec = ClipSpec(seed=5000 + i, seconds=4.0, at_s=float(rng.uniform(1.5, 2.2)), pan=pan, zoom_per_s=zoom, **args)  # type: ignore[arg-type]
+            spec = ClipSpec(
+                seed=5000 + i,
+                seconds=4.0,
+                at_s=float(rng.uniform(1.5, 2.2)),
+                pan=pan,
+                zoom_per_s=zoom,
+                **args,
+            )  # type: ignore[arg-type]
             path = write_clip(folder / f"clip_{i}.mp4", spec)
             plan = "static" if static else "moving"
             hits += hit(analyze_clip(path, camera_planned=plan, with_curves=False), spec)
@@ -144,7 +168,9 @@ def make_hd_clip(dest: Path, seconds: int = 20) -> Path:
             zoom = 1.0 + 0.004 * t
             cx, cy = 1300 + 12 * t - 120, 750 + 3 * t
             m = np.array([[zoom, 0, 960 - zoom * cx], [0, zoom, 540 - zoom * cy]])
-            frame = cv2.warpAffine(scene, m, (1920, 1080), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            frame = cv2.warpAffine(
+                scene, m, (1920, 1080), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
             frame += noise_rng.normal(0, 1.0, size=(1080, 1920, 1)).astype(np.float32)
             writer.write(np.clip(frame, 0, 255).astype(np.uint8))
     return dest
@@ -160,8 +186,10 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
 
 
 def speed(folder: Path, runs: int) -> None:
-    print(f"\nSPEED (1080p24 H.264, 20 s; best of {runs}; {cv2.getNumThreads()} OpenCV threads; "
-          f"{ffmpeg.ffmpeg_version().split(' Copyright')[0]})")
+    print(
+        f"\nSPEED (1080p24 H.264, 20 s; best of {runs}; {cv2.getNumThreads()} OpenCV threads; "
+        f"{ffmpeg.ffmpeg_version().split(' Copyright')[0]})"
+    )
     clip = make_hd_clip(folder / "hd.mp4")
     seconds = 20.0
     size = frames_mod.geometry(clip).analysis_size()
@@ -182,7 +210,9 @@ def speed(folder: Path, runs: int) -> None:
     results["decode + cv2.resize INTER_AREA"] = best_of(runs, lambda: decode("cv2"))
     results["decode reference frames only + ffmpeg scale (the fast scan)"] = best_of(runs, reference_frames)
     results[full_label] = best_of(runs, lambda: analyze_clip(clip, with_curves=False))
-    results["analyze_clip (cv2 resize)"] = best_of(runs, lambda: analyze_clip(clip, with_curves=False, resize="cv2"))
+    results["analyze_clip (cv2 resize)"] = best_of(
+        runs, lambda: analyze_clip(clip, with_curves=False, resize="cv2")
+    )
     results[fast_label] = best_of(runs, lambda: analyze_clip(clip, with_curves=False, fast=True))
     try:
         from scenedetect import ContentDetector, SceneManager, open_video
@@ -196,14 +226,22 @@ def speed(folder: Path, runs: int) -> None:
         results["PySceneDetect ContentDetector (defaults, auto-downscale)"] = best_of(runs, psd)
     except ImportError:
         # scenedetect 0.7 requires opencv-python, which collides with the headless build composer uses.
-        print("  (scenedetect not importable: `pip install --no-deps scenedetect click platformdirs tqdm` to compare)")
+        print(
+            "  (scenedetect not importable: `pip install --no-deps scenedetect click platformdirs tqdm` to compare)"
+        )
     for label, elapsed in results.items():
-        print(f"  {label:72s} {elapsed:6.2f} s  {480 / elapsed:6.1f} fps  {seconds / elapsed:5.2f}x real time")
+        print(
+            f"  {label:72s} {elapsed:6.2f} s  {480 / elapsed:6.1f} fps  {seconds / elapsed:5.2f}x real time"
+        )
     psd_time = results.get("PySceneDetect ContentDetector (defaults, auto-downscale)")
     if psd_time:
         # fps above is source frames per second of wall time for every row, so rows compare.
-        print(f"  ratio analyze_clip / ContentDetector throughput: {psd_time / results[full_label]:.2f}x (target >= 1.5x)")
-        print(f"  ratio analyze_clip --fast / ContentDetector throughput: {psd_time / results[fast_label]:.2f}x")
+        print(
+            f"  ratio analyze_clip / ContentDetector throughput: {psd_time / results[full_label]:.2f}x (target >= 1.5x)"
+        )
+        print(
+            f"  ratio analyze_clip --fast / ContentDetector throughput: {psd_time / results[fast_label]:.2f}x"
+        )
 
 
 def main() -> None:

@@ -29,7 +29,9 @@ BATCH = 200
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to fuzz (default 60)")
-    parser.add_argument("--seed", type=int, default=int(time.time()), help="first batch's seed (default: the clock)")
+    parser.add_argument(
+        "--seed", type=int, default=int(time.time()), help="first batch's seed (default: the clock)"
+    )
     args = parser.parse_args()
     findings: dict[str, str] = {}
     cases, slowest = 0, 0.0

@@ -67,7 +67,9 @@ def critical_path(manifest: dict, plan: dict, service: dict[str, float]) -> tupl
     return longest + manifest["timings_s"]["compose"], ends
 
 
-def run(storyboard: Path, backend: str, latency: float, faults: str, poll: float, seed: int) -> dict[str, object]:
+def run(
+    storyboard: Path, backend: str, latency: float, faults: str, poll: float, seed: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench_orch.") as work:
         with Simulator(latency_s=latency, faults=faults, seed=seed) as sim:
             result = render(

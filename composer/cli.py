@@ -190,7 +190,9 @@ def _effective(args: argparse.Namespace, file: str | None) -> Effective:
         "budget": "budget_usd",
         "workers": "workers",
     }
-    return effective_settings({setting: getattr(args, option, None) for option, setting in names.items()}, file)
+    return effective_settings(
+        {setting: getattr(args, option, None) for option, setting in names.items()}, file
+    )
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -428,7 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="generate every take again and recompose every output"
     )
-    p.add_argument("--workers", type=int, default=None, help="segments generated at once (default 2, or 1 on a one-core machine)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="segments generated at once (default 2, or 1 on a one-core machine)",
+    )
     p.add_argument("--no-regenerate", action="store_true", help="check drift and seams but only report")
     p.add_argument("--max-attempts", type=int, default=None, help="attempts per segment (default 3)")
     p.add_argument(
@@ -458,13 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the run metrics in Prometheus text format, a failed render's too (docs/metrics.md)",
     )
     api = p.add_argument_group("API backends (gemini, vertex, openai, relay)")
-    api.add_argument("--base-url", metavar="URL", help="the service's base URL (a relay, a proxy, `composer sim`)")
+    api.add_argument(
+        "--base-url", metavar="URL", help="the service's base URL (a relay, a proxy, `composer sim`)"
+    )
     api.add_argument("--proxy", metavar="URL", help="HTTP(S) proxy (default: HTTPS_PROXY and friends)")
     api.add_argument(
-        "--budget", type=float, metavar="USD", help="stop before submitting anything that would pass this cost"
+        "--budget",
+        type=float,
+        metavar="USD",
+        help="stop before submitting anything that would pass this cost",
     )
     api.add_argument("--concurrency", type=int, metavar="N", help="operations in flight at once (default 10)")
-    api.add_argument("--rpm", type=int, metavar="N", help="create requests per minute (default: the backend's)")
+    api.add_argument(
+        "--rpm", type=int, metavar="N", help="create requests per minute (default: the backend's)"
+    )
     api.add_argument(
         "--poll-interval", type=float, metavar="S", help="first wait before polling (default: the backend's)"
     )

@@ -98,7 +98,9 @@ class RetryableError(GenerationError):
     may start a second, paid, operation.
     """
 
-    def __init__(self, message: str, retry_after_s: float | None = None, *, reached_server: bool = True) -> None:
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, *, reached_server: bool = True
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.reached_server = reached_server

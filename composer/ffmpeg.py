@@ -221,7 +221,10 @@ class FrameWriter:
         # The frames are RGB; convert with the BT.709 matrix the file is tagged with (swscale's
         # default is BT.601, which players decoding as BT.709 would show slightly off-colour).
         # setsar=1 writes the square-pixel flag every normalised piece carries: the SPS must match.
-        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=fast_bilinear,format=yuv420p,setsar=1"]
+        cmd += [
+            "-vf",
+            "scale=out_color_matrix=bt709:out_range=tv:flags=fast_bilinear,format=yuv420p,setsar=1",
+        ]
         cmd += ["-map", "0:v:0", *x264_args(self.fps, preset=self._preset, crf=self._crf)]
         cmd += [*keyframe_args(self._keyframes), *timescale_args(self.fps)]
         if self._audio is not None:
@@ -523,8 +526,10 @@ def concat_copy(parts: Sequence[Path], audio: np.ndarray | None, dest: Path) -> 
         videos = []
         for i, part in enumerate(parts):
             video = Path(work) / f"video{i}.mp4"
-            run([*_base_args(), "-i", str(part), "-map", "0:v:0", "-c", "copy", "-f", "mp4", str(video)],
-                what=f"copying the video of {part.name}")
+            run(
+                [*_base_args(), "-i", str(part), "-map", "0:v:0", "-c", "copy", "-f", "mp4", str(video)],
+                what=f"copying the video of {part.name}",
+            )
             videos.append(video)
         listing = Path(work) / "list.txt"
         listing.write_text("".join(f"{concat_file_line(p)}\n" for p in videos))
@@ -569,7 +574,12 @@ def _video_leg(
 
 
 def _video_chain(
-    stream: ffmpeg_graph.nodes.FilterableStream, start: int, frames: int, width: int, height: int, fps: Fraction
+    stream: ffmpeg_graph.nodes.FilterableStream,
+    start: int,
+    frames: int,
+    width: int,
+    height: int,
+    fps: Fraction,
 ) -> ffmpeg_graph.nodes.FilterableStream:
     # Constant rate first (VFR -> CFR), then pad by repeating the last frame in case a clip is
     # short, cut to the exact count, square the pixels, fit inside the frame, one time base.
@@ -838,7 +848,9 @@ def normalize(
             video = branches[0]
             for k, (first, count, path) in enumerate(edges):
                 edge = branches[k + 1].trim(start_frame=first, end_frame=first + count).setpts("PTS-STARTPTS")
-                outputs.append(ffmpeg_graph.output(edge, str(stack.enter_context(atomic_output(path))), **EDGE_ARGS))
+                outputs.append(
+                    ffmpeg_graph.output(edge, str(stack.enter_context(atomic_output(path))), **EDGE_ARGS)
+                )
         # The main output last: the x264 settings are inserted before the last file name.
         outputs.append(ffmpeg_graph.output(video, str(tmp), f="mp4"))
         args = ffmpeg_graph.merge_outputs(*outputs).compile(cmd=ffmpeg_exe())
@@ -863,7 +875,10 @@ def encoder_extradata(width: int, height: int, fps: Fraction) -> str:
         video = _video_chain(source.video, 0, 2, width, height, fps)
         args = ffmpeg_graph.output(video, str(dest), f="mp4").compile(cmd=ffmpeg_exe())
         encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", "2"]
-        run([args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]], what="probing the encoder")
+        run(
+            [args[0], "-hide_banner", "-nostdin", "-y", *args[1:-1], *encode, "-an", args[-1]],
+            what="probing the encoder",
+        )
         return packets(dest).extradata
 
 
@@ -993,8 +1008,26 @@ def rescale(src: Path, dest: Path, width: int, height: int) -> None:
     """
     with atomic_output(dest) as tmp:
         run(
-            [*_base_args(), "-i", str(src), "-map", "0", "-vf", f"scale={width}:{height}", "-c:v", "libx264",
-             "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", "-f", "mp4", str(tmp)],
+            [
+                *_base_args(),
+                "-i",
+                str(src),
+                "-map",
+                "0",
+                "-vf",
+                f"scale={width}:{height}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "copy",
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
             what=f"rescaling {src.name}",
         )
 
@@ -1101,9 +1134,7 @@ def compare_video(a: Path, b: Path) -> list[FrameScore]:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
         if proc.returncode != 0:
             raise MediaError(f"cannot compare {a.name} with {b.name}: {proc.stderr.strip()[-300:]}")
-        psnr = [
-            float(m.group(1)) for m in re.finditer(r"psnr_avg:(\S+)", psnr_log.read_text())
-        ]
+        psnr = [float(m.group(1)) for m in re.finditer(r"psnr_avg:(\S+)", psnr_log.read_text())]
         ssim = [float(m.group(1)) for m in re.finditer(r"All:(\S+)", ssim_log.read_text())]
     return [FrameScore(p, s) for p, s in zip(psnr, ssim, strict=False)]
 
@@ -1163,7 +1194,9 @@ def read_frames(
         stderr.seek(0)
         message = stderr.read().decode(errors="replace").strip()
     if proc.returncode != 0:
-        raise MediaError(f"decoding {path} for analysis failed: {message[-400:] or f'exit code {proc.returncode}'}")
+        raise MediaError(
+            f"decoding {path} for analysis failed: {message[-400:] or f'exit code {proc.returncode}'}"
+        )
 
 
 def _analysis_scale(width: int, height: int) -> list[str]:
@@ -1171,7 +1204,9 @@ def _analysis_scale(width: int, height: int) -> list[str]:
     return ["scale='trunc(iw*sar/2)*2':ih", "setsar=1", f"scale={width}:{height}:flags=area"]
 
 
-def _pump_frames(proc: subprocess.Popen[bytes], width: int, height: int, prefetch: int) -> Iterator[np.ndarray]:
+def _pump_frames(
+    proc: subprocess.Popen[bytes], width: int, height: int, prefetch: int
+) -> Iterator[np.ndarray]:
     """Frames from ``proc``'s rawvideo stdout, read ahead by a thread; waits for ``proc`` at the end.
 
     If the consumer stops early (or fails), ffmpeg is killed rather than left decoding the rest.
@@ -1213,7 +1248,9 @@ def _pump_frames(proc: subprocess.Popen[bytes], width: int, height: int, prefetc
 _SHOWINFO_RE = re.compile(r"\bn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(-?[0-9.]+)")
 
 
-def read_reference_frames(path: Path, width: int, height: int, *, prefetch: int = 4) -> Iterator[tuple[float, np.ndarray]]:
+def read_reference_frames(
+    path: Path, width: int, height: int, *, prefetch: int = 4
+) -> Iterator[tuple[float, np.ndarray]]:
     """The fast scan: ``(time_s, frame)`` for the frames other frames refer to, BGR, small.
 
     The decoder skips frames no other frame needs (``-skip_frame noref``: about every other
@@ -1273,4 +1310,3 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
-

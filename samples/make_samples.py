@@ -22,7 +22,9 @@ HERE = Path(__file__).resolve().parent
 Color = tuple[int, int, int]  # RGB, converted to OpenCV's BGR only when written
 
 
-def vertical_gradient(stops: Sequence[tuple[float, Color]], height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+def vertical_gradient(
+    stops: Sequence[tuple[float, Color]], height: int = HEIGHT, width: int = WIDTH
+) -> np.ndarray:
     """A float RGB image whose colour runs through ``stops`` (position 0..1, colour) top to bottom."""
     positions = np.array([p for p, _ in stops], dtype=np.float32)
     colors = np.array([c for _, c in stops], dtype=np.float32)
@@ -93,11 +95,20 @@ def harbour() -> np.ndarray:
     # Sun and its glow just above the horizon.
     sun_x, sun_y = WIDTH * 0.62, horizon - 40
     image = blend(image, (255, 214, 160), radial(sun_x, sun_y, 420, 1.6, 1.0) * 0.55 * (1 - sea_mask))
-    image = blend(image, (255, 246, 214), shape_mask(lambda c: cv2.circle(c, (int(sun_x), int(sun_y)), 34, 255, -1, cv2.LINE_AA), 1.5))
+    image = blend(
+        image,
+        (255, 246, 214),
+        shape_mask(lambda c: cv2.circle(c, (int(sun_x), int(sun_y)), 34, 255, -1, cv2.LINE_AA), 1.5),
+    )
 
     # Soft clouds: a few stretched ellipses, blurred.
     def clouds(c: np.ndarray) -> None:
-        for cx, cy, ax, ay in [(250, 150, 180, 18), (420, 120, 140, 14), (900, 190, 220, 16), (1120, 110, 130, 12)]:
+        for cx, cy, ax, ay in [
+            (250, 150, 180, 18),
+            (420, 120, 140, 14),
+            (900, 190, 220, 16),
+            (1120, 110, 130, 12),
+        ]:
             cv2.ellipse(c, (cx, cy), (ax, ay), 0, 0, 360, 255, -1, cv2.LINE_AA)
 
     image = blend(image, (250, 190, 170), shape_mask(clouds, 9.0) * 0.6)
@@ -136,16 +147,43 @@ def harbour() -> np.ndarray:
     def boat(img: np.ndarray, x: int, y: int, scale: float) -> np.ndarray:
         s = scale
         hull = np.array(
-            [[x - 70 * s, y - 14 * s], [x + 80 * s, y - 14 * s], [x + 58 * s, y + 6 * s], [x - 52 * s, y + 6 * s]], np.int32
+            [
+                [x - 70 * s, y - 14 * s],
+                [x + 80 * s, y - 14 * s],
+                [x + 58 * s, y + 6 * s],
+                [x - 52 * s, y + 6 * s],
+            ],
+            np.int32,
         )
         img = blend(img, boat_color, shape_mask(lambda c: cv2.fillPoly(c, [hull], 255, cv2.LINE_AA), 0.8))
-        mast = shape_mask(lambda c: cv2.line(c, (x, int(y - 14 * s)), (x, int(y - 150 * s)), 255, max(1, int(3 * s)), cv2.LINE_AA), 0.6)
+        mast = shape_mask(
+            lambda c: cv2.line(
+                c, (x, int(y - 14 * s)), (x, int(y - 150 * s)), 255, max(1, int(3 * s)), cv2.LINE_AA
+            ),
+            0.6,
+        )
         img = blend(img, boat_color, mast)
-        main = np.array([[x + 4 * s, y - 146 * s], [x + 4 * s, y - 22 * s], [x + 70 * s, y - 22 * s]], np.int32)
-        jib = np.array([[x - 4 * s, y - 138 * s], [x - 4 * s, y - 26 * s], [x - 56 * s, y - 26 * s]], np.int32)
-        img = blend(img, sail_color, shape_mask(lambda c: cv2.fillPoly(c, [main, jib], 255, cv2.LINE_AA), 0.8) * 0.95)
-        refl = np.array([[x - 52 * s, y + 8 * s], [x + 58 * s, y + 8 * s], [x + 40 * s, y + 40 * s], [x - 30 * s, y + 40 * s]], np.int32)
-        img = blend(img, (30, 34, 60), shape_mask(lambda c: cv2.fillPoly(c, [refl], 255, cv2.LINE_AA), 6.0) * 0.55)
+        main = np.array(
+            [[x + 4 * s, y - 146 * s], [x + 4 * s, y - 22 * s], [x + 70 * s, y - 22 * s]], np.int32
+        )
+        jib = np.array(
+            [[x - 4 * s, y - 138 * s], [x - 4 * s, y - 26 * s], [x - 56 * s, y - 26 * s]], np.int32
+        )
+        img = blend(
+            img, sail_color, shape_mask(lambda c: cv2.fillPoly(c, [main, jib], 255, cv2.LINE_AA), 0.8) * 0.95
+        )
+        refl = np.array(
+            [
+                [x - 52 * s, y + 8 * s],
+                [x + 58 * s, y + 8 * s],
+                [x + 40 * s, y + 40 * s],
+                [x - 30 * s, y + 40 * s],
+            ],
+            np.int32,
+        )
+        img = blend(
+            img, (30, 34, 60), shape_mask(lambda c: cv2.fillPoly(c, [refl], 255, cv2.LINE_AA), 6.0) * 0.55
+        )
         return img
 
     image = boat(image, 330, horizon + 120, 0.9)
@@ -156,7 +194,9 @@ def harbour() -> np.ndarray:
     quay = np.array([[0, HEIGHT - 170], [420, HEIGHT - 95], [520, HEIGHT], [0, HEIGHT]], np.int32)
     image = blend(image, (58, 46, 52), shape_mask(lambda c: cv2.fillPoly(c, [quay], 255, cv2.LINE_AA), 1.0))
     edge = np.array([[0, HEIGHT - 170], [420, HEIGHT - 95], [426, HEIGHT - 85], [0, HEIGHT - 158]], np.int32)
-    image = blend(image, (196, 140, 112), shape_mask(lambda c: cv2.fillPoly(c, [edge], 255, cv2.LINE_AA), 1.0) * 0.8)
+    image = blend(
+        image, (196, 140, 112), shape_mask(lambda c: cv2.fillPoly(c, [edge], 255, cv2.LINE_AA), 1.0) * 0.8
+    )
 
     def bollards(c: np.ndarray) -> None:
         for x in (90, 250, 380):
@@ -171,7 +211,9 @@ def harbour() -> np.ndarray:
 def forest_path() -> np.ndarray:
     """A path through a beech forest in soft morning light, narrowing to a bright gap."""
     vanish_x, vanish_y = WIDTH * 0.52, HEIGHT * 0.5
-    image = vertical_gradient([(0.0, (150, 190, 140)), (0.45, (226, 236, 190)), (0.55, (150, 170, 100)), (1.0, (60, 84, 40))])
+    image = vertical_gradient(
+        [(0.0, (150, 190, 140)), (0.45, (226, 236, 190)), (0.55, (150, 170, 100)), (1.0, (60, 84, 40))]
+    )
     image = blend(image, (255, 250, 214), radial(vanish_x, vanish_y - 20, 380, 1.3, 1.0) * 0.8)
 
     # Far trees: pale, hazy trunks; then darker and wider ones closer to the viewer.
@@ -179,6 +221,7 @@ def forest_path() -> np.ndarray:
     for layer, (count, color, width, alpha) in enumerate(
         [(26, (150, 170, 130), 7, 0.6), (16, (96, 110, 78), 16, 0.8), (8, (52, 52, 38), 40, 0.95)]
     ):
+
         def trunks(c: np.ndarray, count: int = count, width: int = width, layer: int = layer) -> None:
             for _ in range(count):
                 side = rng.choice([-1, 1])
@@ -248,7 +291,9 @@ def mountain_lake() -> np.ndarray:
     shade = np.zeros(WIDTH, dtype=np.float32)
     for px in (250, 660, 1030):
         shade = np.maximum(shade, np.clip((x - px) / 200, 0, 1) * np.clip((px + 260 - x) / 60, 0, 1))
-    image = blend(image, (60, 66, 92), mountain * cv2.GaussianBlur(shade[None, :], (0, 0), 8)[0][None, :] * 0.6)
+    image = blend(
+        image, (60, 66, 92), mountain * cv2.GaussianBlur(shade[None, :], (0, 0), 8)[0][None, :] * 0.6
+    )
     snow_line = ridge(300, 18, seed=8, waves=8)
     snow = mountain * (1 - below(snow_line, 3.0))
     image = blend(image, (244, 246, 252), snow * 0.95)
@@ -259,7 +304,12 @@ def mountain_lake() -> np.ndarray:
         for x0 in range(-10, WIDTH + 10, 9):
             h = int(rng.uniform(30, 80))
             w = int(h * rng.uniform(0.22, 0.32))
-            cv2.fillPoly(c, [np.array([[x0, shore - 10 - h], [x0 - w, shore - 8], [x0 + w, shore - 8]], np.int32)], 255, cv2.LINE_AA)
+            cv2.fillPoly(
+                c,
+                [np.array([[x0, shore - 10 - h], [x0 - w, shore - 8], [x0 + w, shore - 8]], np.int32)],
+                255,
+                cv2.LINE_AA,
+            )
 
     image = blend(image, (30, 66, 46), shape_mask(pines, 0.7))
 

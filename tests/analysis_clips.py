@@ -48,7 +48,9 @@ def canvas(rng: np.random.Generator, width: int, height: int, detail_seed: int |
         else:
             size = rng.integers(6, 40, size=2)
             cv2.rectangle(base, centre, (centre[0] + int(size[0]), centre[1] + int(size[1])), colour, -1)
-    return add_detail(base, np.random.default_rng(detail_seed if detail_seed is not None else rng.integers(1 << 31)))
+    return add_detail(
+        base, np.random.default_rng(detail_seed if detail_seed is not None else rng.integers(1 << 31))
+    )
 
 
 def add_detail(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -135,7 +137,9 @@ def write_clip(dest: Path, spec: ClipSpec) -> Path:
     return dest
 
 
-def write_seam_pair(folder: Path, kind: str, size: float, seed: int, **spec_args: object) -> tuple[Path, Path]:
+def write_seam_pair(
+    folder: Path, kind: str, size: float, seed: int, **spec_args: object
+) -> tuple[Path, Path]:
     """Clip A, then clip B starting where A ended with regenerated detail and a ±0.5% gain.
 
     ``kind`` at the join: clean, jump (px), brightness_step (relative), saturation_step
@@ -153,7 +157,12 @@ def write_seam_pair(folder: Path, kind: str, size: float, seed: int, **spec_args
         for index, frame in enumerate(frames):
             out = frame.astype(np.float32)
             if kind == "jump":
-                out = cv2.warpAffine(out, np.float64([[1, 0, -size], [0, 1, -size / 2]]), (base.width, base.height), borderMode=cv2.BORDER_REFLECT)
+                out = cv2.warpAffine(
+                    out,
+                    np.float64([[1, 0, -size], [0, 1, -size / 2]]),
+                    (base.width, base.height),
+                    borderMode=cv2.BORDER_REFLECT,
+                )
             elif kind == "brightness_step":
                 out = out * (1 + size)
             elif kind == "saturation_step":

@@ -44,7 +44,16 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> MakeClip:
             return made[key]
         dest = folder / f"{name}.{container}"
         sep = ":" if "=" in source else "="
-        args = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}{sep}size={size}:rate={rate}:duration={seconds}"]
+        args = [
+            ffmpeg.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"{source}{sep}size={size}:rate={rate}:duration={seconds}",
+        ]
         if audio_hz:
             args += ["-f", "lavfi", "-i", f"sine=frequency={audio_hz}:sample_rate=44100:duration={seconds}"]
         vf = [f"setsar={sar}"] if sar else []

@@ -122,7 +122,9 @@ _scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
-    st.sampled_from(["1280x720", "720p", "24", "30000/1001", "0", "-1", "crossfade", "cut", "extend", "local"]),
+    st.sampled_from(
+        ["1280x720", "720p", "24", "30000/1001", "0", "-1", "crossfade", "cut", "extend", "local"]
+    ),
 )
 _values = st.recursive(
     _scalars,
@@ -164,7 +166,9 @@ def _text_mutation(draw: st.DrawFn) -> tuple[str, str]:
     suffix = ".json" if index == 1 and draw(st.booleans()) else ".yaml"
     for _ in range(draw(st.integers(1, 4))):
         lines = text.split("\n")
-        kind = draw(st.sampled_from(["insert", "replace", "delete", "line-dup", "line-del", "line-swap", "indent"]))
+        kind = draw(
+            st.sampled_from(["insert", "replace", "delete", "line-dup", "line-del", "line-swap", "indent"])
+        )
         at = draw(st.integers(0, max(0, len(text) - 1)))
         row = draw(st.integers(0, max(0, len(lines) - 1)))
         if kind == "insert":

@@ -88,7 +88,9 @@ def test_analyze_json_shape(clip: Clip) -> None:
     data = analyze_clip(clip("clean_static", **CLEAN["static"])).model_dump(mode="json")
     assert {"path", "duration_s", "fps", "frames_analyzed", "discontinuities", "drift"} <= set(data)
     assert data["drift"]["verdict"] in {"ok", "warn", "regenerate"}
-    assert {"brightness_end", "saturation_end", "hist_sim_min", "ncc_min", "camera_pct"} <= set(data["drift"]["deltas"])
+    assert {"brightness_end", "saturation_end", "hist_sim_min", "ncc_min", "camera_pct"} <= set(
+        data["drift"]["deltas"]
+    )
     curves = {c["name"]: c for c in data["drift"]["curves"]}
     assert len(curves["ncc"]["t_s"]) == len(curves["ncc"]["values"]) == 36  # 12 fps over 3 s
     assert curves["ncc"]["warn"] == 0.6 and curves["ncc"]["regenerate"] == 0.4
@@ -205,7 +207,9 @@ def test_seam_between_clips(folder: Path, kind: str, size: float, expected: str,
 
 def test_clean_continuations_pass_at_several_seeds(folder: Path) -> None:
     for seed in (31, 32, 33):
-        a, b = write_seam_pair(folder, "clean", 0.0, seed=seed, seconds=1.0, pan=(seed - 40.0, 3.0), zoom_per_s=0.01)
+        a, b = write_seam_pair(
+            folder, "clean", 0.0, seed=seed, seconds=1.0, pan=(seed - 40.0, 3.0), zoom_per_s=0.01
+        )
         assert score_seam_between(a, b).verdict == "ok"
 
 
@@ -233,10 +237,13 @@ def source(clip: Clip) -> Path:
 
 @pytest.mark.parametrize(
     ("container", "codec"),
-    [("mkv", ["-c:v", "libx264", "-preset", "ultrafast"]), ("mov", ["-c:v", "mpeg4", "-q:v", "3"]),
-     # Not VP8's realtime mode at 2 Mb/s: its rate control drifts the picture (+2 L*, a colour cast
-     # of 4 in 3 s), which the judge rightly reports; this test is about reading the container.
-     ("webm", ["-c:v", "libvpx", "-crf", "10", "-b:v", "4M", "-deadline", "good", "-cpu-used", "4"])],
+    [
+        ("mkv", ["-c:v", "libx264", "-preset", "ultrafast"]),
+        ("mov", ["-c:v", "mpeg4", "-q:v", "3"]),
+        # Not VP8's realtime mode at 2 Mb/s: its rate control drifts the picture (+2 L*, a colour cast
+        # of 4 in 3 s), which the judge rightly reports; this test is about reading the container.
+        ("webm", ["-c:v", "libvpx", "-crf", "10", "-b:v", "4M", "-deadline", "good", "-cpu-used", "4"]),
+    ],
 )
 def test_other_containers(source: Path, folder: Path, container: str, codec: list[str]) -> None:
     dest = folder / f"pan.{container}"
@@ -260,7 +267,17 @@ def test_rotation_metadata_is_applied(source: Path, folder: Path) -> None:
 
 def test_non_square_pixels(source: Path, folder: Path) -> None:
     dest = folder / "anamorphic.mp4"
-    _ff("-i", str(source), "-vf", "scale=160:180,setsar=2", "-c:v", "libx264", "-preset", "ultrafast", str(dest))
+    _ff(
+        "-i",
+        str(source),
+        "-vf",
+        "scale=160:180,setsar=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(dest),
+    )
     geo = frames_mod.geometry(dest)
     assert (geo.display_width, geo.display_height) == (320, 180)
     result = analyze_clip(dest)
@@ -270,7 +287,19 @@ def test_non_square_pixels(source: Path, folder: Path) -> None:
 def test_variable_frame_rate(source: Path, folder: Path) -> None:
     dest = folder / "vfr.mkv"
     # Drop two frames in every five: timestamps now come in uneven steps.
-    _ff("-i", str(source), "-vf", "select='lt(mod(n\\,5)\\,3)'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", str(dest))
+    _ff(
+        "-i",
+        str(source),
+        "-vf",
+        "select='lt(mod(n\\,5)\\,3)'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(dest),
+    )
     result = analyze_clip(dest)
     assert result.duration_s == pytest.approx(3.0, abs=0.15)
     # Evenly resampled to the container's nominal rate, so a steady pan stays steady.
@@ -321,8 +350,14 @@ def test_reader_reports_bad_input(folder: Path) -> None:
 
 def test_ffmpeg_scaling_matches_cv2_scaling(source: Path) -> None:
     size = (240, 136)
-    a = [f.bgr.astype(np.int16) for f in frames_mod.stream(source, size, frames_mod.FALLBACK_FPS, duration_s=0.5)]
-    b = [f.bgr.astype(np.int16) for f in frames_mod.stream(source, size, frames_mod.FALLBACK_FPS, duration_s=0.5, resize="cv2")]
+    a = [
+        f.bgr.astype(np.int16)
+        for f in frames_mod.stream(source, size, frames_mod.FALLBACK_FPS, duration_s=0.5)
+    ]
+    b = [
+        f.bgr.astype(np.int16)
+        for f in frames_mod.stream(source, size, frames_mod.FALLBACK_FPS, duration_s=0.5, resize="cv2")
+    ]
     assert len(a) == len(b) == 12
     assert max(float(np.abs(x - y).mean()) for x, y in zip(a, b, strict=True)) < 3.0
 
@@ -332,8 +367,16 @@ def test_ffmpeg_scaling_matches_cv2_scaling(source: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "plan"),
-    [("static", "static"), ("Locked off, tripod", "static"), ("slow pan left", "pan"), ("zoom in", "zoom"),
-     ("static, then a slow dolly in", "zoom"), ("", None), (None, None), ("warm light", None)],
+    [
+        ("static", "static"),
+        ("Locked off, tripod", "static"),
+        ("slow pan left", "pan"),
+        ("zoom in", "zoom"),
+        ("static, then a slow dolly in", "zoom"),
+        ("", None),
+        (None, None),
+        ("warm light", None),
+    ],
 )
 def test_camera_plan(text: str | None, plan: str | None) -> None:
     parsed = camera_plan(text)

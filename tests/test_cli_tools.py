@@ -12,19 +12,31 @@ from composer.cli import main
 from tests.conftest import MakeClip
 
 
-def test_analyze_json_has_the_documented_shape(make_clip: MakeClip, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_json_has_the_documented_shape(
+    make_clip: MakeClip, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_clip("an_a", seconds=3, source="testsrc2")
     b = make_clip("an_b", seconds=3, source="smptebars")
     assert main(["analyze", str(a), str(b), "--json", "--seams"]) == 0
     data = json.loads(capsys.readouterr().out)
     clip = data["clips"][0]
-    assert set(clip) == {"path", "duration_s", "fps", "frames_analyzed", "discontinuities", "drift", "findings"}
+    assert set(clip) == {
+        "path",
+        "duration_s",
+        "fps",
+        "frames_analyzed",
+        "discontinuities",
+        "drift",
+        "findings",
+    }
     assert clip["frames_analyzed"] == 72 and clip["fps"] == 24
     assert clip["drift"]["verdict"] in {"ok", "warn", "regenerate"}
     assert len(data["seams"]) == 1 and data["seams"][0]["verdict"] == "regenerate"  # two different pictures
 
 
-def test_analyze_fast_reads_only_the_reference_frames(make_clip: MakeClip, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_fast_reads_only_the_reference_frames(
+    make_clip: MakeClip, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip("an_bframes", seconds=3, source="testsrc2", extra_video=["-preset", "veryfast"])
     results = []
     for extra in ([], ["--fast"]):
@@ -35,7 +47,9 @@ def test_analyze_fast_reads_only_the_reference_frames(make_clip: MakeClip, capsy
     assert set(fast) == set(full) and fast["duration_s"] == full["duration_s"] and fast["fps"] == 24
 
 
-def test_analyze_fail_on_and_html(make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_fail_on_and_html(
+    make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_clip("an_a", seconds=3, source="testsrc2")
     b = make_clip("an_b", seconds=3, source="smptebars")
     page = tmp_path / "analysis.html"
@@ -49,7 +63,9 @@ def test_analyze_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Ca
     assert "no such file" in capsys.readouterr().err
 
 
-def test_compose_joins_clips_to_an_exact_length(make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compose_joins_clips_to_an_exact_length(
+    make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_clip("co_a", seconds=3)
     b = make_clip("co_b", seconds=3, size="192x96", rate="30", audio_hz=None, source="smptebars")
     out = tmp_path / "joined.mp4"

@@ -106,8 +106,26 @@ def test_strict_verify_finds_a_frame_off_the_grid(make_clip: MakeClip, tmp_path:
     # 48 frames with a one-frame hole after frame 23: the count is right, the timing is not.
     clip = make_clip("hole", seconds=2, source="testsrc2", audio_hz=None)
     holed = tmp_path / "holed.mp4"
-    args = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-vf", "settb=1/24,setpts=N+gte(N\\,24)"]
-    args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-video_track_timescale", "24"]
+    args = [
+        ffmpeg.ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(clip),
+        "-vf",
+        "settb=1/24,setpts=N+gte(N\\,24)",
+    ]
+    args += [
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-video_track_timescale",
+        "24",
+    ]
     subprocess.run([*args, str(holed)], check=True)
     comp = build([Leg(clip, 48, False)], [], 160, 96, Fraction(24), False)
     assert verify(holed, comp).frames == 48

@@ -8,7 +8,15 @@ from composer.decide import Attempt, Check, attempt_seed, decide
 def _check(name: str, value: float, *, chunk: int | None = None) -> Check:
     warn, regen = 1.5, 3.0
     verdict = "regenerate" if value >= regen else "warn" if value >= warn else "ok"
-    return Check(name=name, verdict=verdict, value=value, warn=warn, regenerate=regen, severity=value / regen, chunk=chunk)
+    return Check(
+        name=name,
+        verdict=verdict,
+        value=value,
+        warn=warn,
+        regenerate=regen,
+        severity=value / regen,
+        chunk=chunk,
+    )
 
 
 def _attempt(number: int, *checks: Check) -> Attempt:
@@ -26,7 +34,10 @@ def test_warning_is_accepted_but_flagged() -> None:
 
 
 def test_failure_regenerates_from_the_chunk_where_it_began_with_a_new_seed() -> None:
-    decision = decide([_attempt(1, _check("drift.brightness", 4.0, chunk=2), _check("seam.extension1", 3.5, chunk=1))], max_attempts=3)
+    decision = decide(
+        [_attempt(1, _check("drift.brightness", 4.0, chunk=2), _check("seam.extension1", 3.5, chunk=1))],
+        max_attempts=3,
+    )
     assert decision.action == "regenerate"
     assert decision.from_chunk == 2  # the worst check (4.0) began in chunk 2
     assert decision.seed is not None and decision.seed != attempt_seed(5, 1)

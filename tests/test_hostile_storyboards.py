@@ -225,7 +225,9 @@ def test_a_file_that_is_no_image_is_refused_before_decoding(tmp_path: Path) -> N
         imaging.read_image(path)
 
 
-def test_a_raw_control_character_at_the_start_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_raw_control_character_at_the_start_is_located(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Found by the fuzz test: PyYAML's reader checks the first characters while it is made.
     err = _validate(_write(tmp_path, "\x1f" + GOOD), capsys)
     assert "board.yaml:1:1:" in err and "U+001F is not allowed" in err

@@ -189,7 +189,9 @@ def test_takes_carry_the_output_encoding_with_the_requested_keyframes(tmp_path: 
     base = _request(width=320, height=180, options=keys)
     parent = backend.generate(base, TakeInput(), tmp_path / "p.mp4")
     ext = _request(width=320, height=180, kind="extend", parent="p", options=keys)
-    backend.extend(ext, TakeInput(parent_path=tmp_path / "p.mp4", parent_state=parent.state), tmp_path / "e.mp4")
+    backend.extend(
+        ext, TakeInput(parent_path=tmp_path / "p.mp4", parent_state=parent.state), tmp_path / "e.mp4"
+    )
     info = ffmpeg.packets(tmp_path / "e.mp4")
     assert sorted(info.keyframe_indices()) == [0, 5, 30, 48, 70]
     # Every frame on the grid from 0, although the parent's audio starts before its video.

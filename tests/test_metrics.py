@@ -125,7 +125,13 @@ def test_api_metrics_count_misses_once_and_sample_only_what_this_run_measured() 
         FailureRecord(segment="s7", kind="budget", message="stopped"),
     ]
     abandoned = [
-        {"segment": "s5", "take": "s5 chunk 1/1", "operation": "op6", "outcome": "filtered", "message": "blocked"}
+        {
+            "segment": "s5",
+            "take": "s5 chunk 1/1",
+            "operation": "op6",
+            "outcome": "filtered",
+            "message": "blocked",
+        }
     ]
     metrics = run_metrics(
         takes,

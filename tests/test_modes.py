@@ -94,10 +94,14 @@ def test_final_after_preview_makes_only_the_kept_segments_with_their_seeds(
     assert preview["model_id"] == "local-fast" and preview_plan["generation"]["mode"] == "preview"
     report = json.loads((preview_dir / "report.json").read_text())
     approved = {
-        s["id"]: s["attempts"][s["kept_attempt"] - 1]["seed"] for o in report["outputs"] for s in o["segments"]
+        s["id"]: s["attempts"][s["kept_attempt"] - 1]["seed"]
+        for o in report["outputs"]
+        for s in o["segments"]
     }
 
-    code = main(["render", "--final", "--from", str(preview_dir), "--keep", "o1-s1", "o1-s2", "-o", str(final_dir)])
+    code = main(
+        ["render", "--final", "--from", str(preview_dir), "--keep", "o1-s1", "o1-s2", "-o", str(final_dir)]
+    )
     assert code == 0, capsys.readouterr().err
     final = json.loads((final_dir / "manifest.json").read_text())
     assert final["model_id"] == "local-quality"
@@ -138,7 +142,9 @@ def test_a_permanently_refused_model_falls_back_when_the_storyboard_allows(
         models = [op["model"] for op in sim.stats()["operations"]]
     assert models == ["veo-3.1-fast-generate-preview"]
     fallback = result.manifest.fallbacks[0]
-    assert fallback["model"] == "veo-9-retired" and fallback["fallback_model"] == "veo-3.1-fast-generate-preview"
+    assert (
+        fallback["model"] == "veo-9-retired" and fallback["fallback_model"] == "veo-3.1-fast-generate-preview"
+    )
     assert result.report is not None and any("fallback model" in n for n in result.report.notes)
     assert result.manifest.outputs[0].frames == 72
 

@@ -50,6 +50,8 @@ def test_all_is_curated_and_sorted() -> None:
 
 
 def test_make_plan_accepts_a_storyboard_object() -> None:
-    board = composer.Storyboard.model_validate({"scenes": [{"id": "a", "prompt": "a calm sea", "duration_s": 60}]})
+    board = composer.Storyboard.model_validate(
+        {"scenes": [{"id": "a", "prompt": "a calm sea", "duration_s": 60}]}
+    )
     plan = composer.make_plan(board)
     assert [o.frames for o in plan.outputs] == [1440]

@@ -103,14 +103,18 @@ def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: 
     assert [ffmpeg.decode(p).frames for p in result.outputs] == [288, 288]
 
 
-def test_cli_render_prints_outputs(board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_render_prints_outputs(
+    board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["render", str(board_file), "-o", str(tmp_path / "cli")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "part01.mp4" in captured.out and "144 frames" in captured.out
 
 
-def test_plan_cli_table_and_json(board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_cli_table_and_json(
+    board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["plan", str(board_file)]) == 0
     table = capsys.readouterr().out
     assert "part01.mp4" in table and "API calls" in table
@@ -185,7 +189,9 @@ def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
         "generation": {"segment_s": 10, "seed": 3, "drift": 4},
         "output": {**BOARD["output"], "length_s": 20},
         "continuity": {"max_attempts": 2},
-        "scenes": [{"id": "lake", "prompt": "a still lake under a clear sky", "duration_s": 20, "camera": "static"}],
+        "scenes": [
+            {"id": "lake", "prompt": "a still lake under a clear sky", "duration_s": 20, "camera": "static"}
+        ],
     }
     result = render(_write(tmp_path, board, "drifty.yaml"), tmp_path / "out")
     assert result.report is not None
@@ -220,7 +226,17 @@ def test_runner_offers_each_chain_before_judging_it(tmp_path: Path) -> None:
         judged.add(segment.id)
         value = 2.0 if first else 0.0  # the first attempt at each segment fails
         verdict = "regenerate" if first else "ok"
-        return [Check(name="drift.test", verdict=verdict, value=value, warn=0.5, regenerate=1.0, severity=value, chunk=0)]
+        return [
+            Check(
+                name="drift.test",
+                verdict=verdict,
+                value=value,
+                warn=0.5,
+                regenerate=1.0,
+                severity=value,
+                chunk=0,
+            )
+        ]
 
     backend = registry.create("local")
     try:

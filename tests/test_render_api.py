@@ -54,7 +54,12 @@ def base_url(sim: Simulator, backend: str) -> str:
 def keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for variable, value in FAKE_KEYS.values():
         monkeypatch.setenv(variable, value)
-    for variable in ("GOOGLE_GEMINI_BASE_URL", "OPENAI_BASE_URL", "COMPOSER_RELAY_BASE_URL", "GOOGLE_API_KEY"):
+    for variable in (
+        "GOOGLE_GEMINI_BASE_URL",
+        "OPENAI_BASE_URL",
+        "COMPOSER_RELAY_BASE_URL",
+        "GOOGLE_API_KEY",
+    ):
         monkeypatch.delenv(variable, raising=False)
     return {name: value for name, (_, value) in FAKE_KEYS.items()}
 
@@ -131,7 +136,9 @@ def test_demo_renders_through_faults_with_every_operation_accounted_for(
     assert report["metrics"]["backends"][backend]["retries"] > 0
 
 
-def test_cached_takes_are_not_paid_again(keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path) -> None:
+def test_cached_takes_are_not_paid_again(
+    keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
+) -> None:
     first = render(tiny, tmp_path / "a", backend="gemini", base_url=sim.base_url, jobs=FAST)
     made = sim.stats()["gemini"]["created"]
     assert made == first.manifest.generated > 0
@@ -145,7 +152,9 @@ def test_downloads_are_retried_as_downloads_never_by_generating_again(
     keys: dict[str, str], tiny: Path, tmp_path: Path
 ) -> None:
     with Simulator(latency_s=0.05, faults="truncate@download=1x,corrupt@download=1x", seed=2) as server:
-        result = render(tiny, tmp_path / "out", backend="relay", base_url=server.base_url + "/relay", jobs=FAST)
+        result = render(
+            tiny, tmp_path / "out", backend="relay", base_url=server.base_url + "/relay", jobs=FAST
+        )
         stats = server.stats()["relay"]
     assert stats["faults"] == 2
     assert stats["created"] == result.manifest.generated  # nothing generated twice
@@ -197,9 +206,13 @@ def test_budget_stops_before_submitting_what_would_pass_it(
     assert manifest["cost_usd"] <= 1.0 and manifest["failures"][0]["kind"] == "budget"
 
 
-def test_unknown_model_names_the_fix(keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path) -> None:
+def test_unknown_model_names_the_fix(
+    keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
+) -> None:
     with pytest.raises(Exception, match="veo-9-nonsense") as caught:
-        render(tiny, tmp_path / "out", backend="gemini", model="veo-9-nonsense", base_url=sim.base_url, jobs=FAST)
+        render(
+            tiny, tmp_path / "out", backend="gemini", model="veo-9-nonsense", base_url=sim.base_url, jobs=FAST
+        )
     assert not isinstance(caught.value, ContentFiltered)
     assert sim.stats()["gemini"]["created"] == 0
 
@@ -243,7 +256,9 @@ def test_killed_render_resumes_its_operations_instead_of_submitting_again(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         in_flight = {
-            str(e["operation"]["id"]) for e in _journal(cache).values() if e["state"] == "submitted"  # type: ignore[index]
+            str(e["operation"]["id"])
+            for e in _journal(cache).values()
+            if e["state"] == "submitted"  # type: ignore[index]
         }
         before = set(created(server, "gemini"))
         assert in_flight and in_flight <= before

@@ -103,10 +103,14 @@ def test_smart_render_is_exact_and_matches_the_full_render(make_clip: MakeClip, 
 
     # Bodies are the normalised takes, bit for bit.
     out_hashes = ffmpeg.frame_hashes(out)
-    plan = smart_plan(comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(comp.legs)])
+    plan = smart_plan(
+        comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(comp.legs)]
+    )
     for piece in plan.pieces:
         if isinstance(piece, Copy):
-            norm = normalize_take(comp.legs[piece.leg].path, smart.leg_spec(comp, piece.leg), cache_dir=tmp_path / "norm")
+            norm = normalize_take(
+                comp.legs[piece.leg].path, smart.leg_spec(comp, piece.leg), cache_dir=tmp_path / "norm"
+            )
             assert norm.encoded_frames == 0  # found in the cache, not encoded again
             body = ffmpeg.frame_hashes(norm.path)[piece.first : piece.first + piece.frames]
             assert out_hashes[piece.at : piece.at + piece.frames] == body
@@ -149,7 +153,9 @@ def test_reuses_a_clip_already_in_the_output_encoding(make_clip: MakeClip, tmp_p
     assert not (tmp_path / "other").exists()
 
 
-def test_a_body_that_does_not_decode_is_caught_and_rendered_in_full(make_clip: MakeClip, tmp_path: Path) -> None:
+def test_a_body_that_does_not_decode_is_caught_and_rendered_in_full(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
     # A clip in the output encoding whose packets are intact in size but garbage inside: the
     # packet checks pass, the copy would carry the damage, so the decoding done while the
     # output is written must catch it and the full render take over.
@@ -185,7 +191,9 @@ def test_mismatched_codec_parameters_are_refused(make_clip: MakeClip, tmp_path: 
 
 def test_falls_back_to_the_full_render_and_says_why(make_clip: MakeClip, tmp_path: Path) -> None:
     clip = make_clip("short_mid", seconds=2, size="160x96")
-    comp = build([Leg(clip, 40, True), Leg(clip, 20, True), Leg(clip, 40, True)], [12, 12], 160, 96, FPS, True)
+    comp = build(
+        [Leg(clip, 40, True), Leg(clip, 20, True), Leg(clip, 40, True)], [12, 12], 160, 96, FPS, True
+    )
     out = tmp_path / "out.mp4"
     check = compose_composition(comp, out, cache_dir=tmp_path)
     assert check.method == "full" and "crossfades" in check.reason
@@ -201,7 +209,18 @@ def test_compose_clips_mixed_inputs_with_length_and_cuts(make_clip: MakeClip, tm
     portrait = make_clip("cc_portrait", seconds=2, size="180x320")
     c = tmp_path / "rotated.mp4"  # a phone clip: portrait pixels with a 90 degree display matrix
     subprocess.run(
-        [ffmpeg.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(portrait), "-c", "copy", str(c)],
+        [
+            ffmpeg.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(portrait),
+            "-c",
+            "copy",
+            str(c),
+        ],
         check=True,
     )
     assert ffmpeg.probe(c).rotation == 90
@@ -251,28 +270,42 @@ def test_concat_listing_keeps_ntsc_durations_on_the_grid() -> None:
     fps = Fraction(30000, 1001)
     parts = [ffmpeg.ConcatPart(Path(f"/p{n}.mp4"), 7) for n in range(50)]
     durations = [
-        Fraction(line.split()[1]) for line in ffmpeg.concat_listing(parts, fps).splitlines() if line.startswith("duration")
+        Fraction(line.split()[1])
+        for line in ffmpeg.concat_listing(parts, fps).splitlines()
+        if line.startswith("duration")
     ]
     # Rounded once from the exact running time: the start of part k is never off by 1 µs or more.
     for k in range(len(parts)):
         assert abs(sum(durations[:k]) - Fraction(7 * k) / fps) < Fraction(1, 1_000_000)
 
 
-def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_clip: MakeClip, tmp_path: Path) -> None:
+def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
     # The frames a crossfade blends are written losslessly beside the normalised take, in the
     # same pass: the spans read them instead of decoding H.264 again.
     comp = build(_three_legs(make_clip), [12, 6], 320, 180, FPS, True)
     cache = tmp_path / "norm"
-    legs = [normalize_take(leg.path, smart.leg_spec(comp, i), cache_dir=cache) for i, leg in enumerate(comp.legs)]
-    assert [[(e.first, e.frames) for e in leg.edges] for leg in legs] == [[(48, 12)], [(0, 12), (60, 6)], [(0, 6)]]
+    legs = [
+        normalize_take(leg.path, smart.leg_spec(comp, i), cache_dir=cache) for i, leg in enumerate(comp.legs)
+    ]
+    assert [[(e.first, e.frames) for e in leg.edges] for leg in legs] == [
+        [(48, 12)],
+        [(0, 12), (60, 6)],
+        [(0, 6)],
+    ]
 
     # An edge holds exactly the normalisation chain's frames (the ones the full re-encode blends).
     b, edge = comp.legs[1], legs[1].edges[1]
-    chain = ffmpeg._video_chain(ffmpeg_graph.input(str(b.path)).video, b.start + edge.first, edge.frames, 320, 180, FPS)
+    chain = ffmpeg._video_chain(
+        ffmpeg_graph.input(str(b.path)).video, b.start + edge.first, edge.frames, 320, 180, FPS
+    )
     lossless = tmp_path / "chain.nut"
     # The encoder's colour settings reach back into the chain (the scaler converts to BT.709).
     colour = {"colorspace": "bt709", "color_range": "tv"}
-    ffmpeg_graph.output(chain, str(lossless), **ffmpeg.EDGE_ARGS, **colour).run(cmd=ffmpeg.ffmpeg_exe(), quiet=True)
+    ffmpeg_graph.output(chain, str(lossless), **ffmpeg.EDGE_ARGS, **colour).run(
+        cmd=ffmpeg.ffmpeg_exe(), quiet=True
+    )
     assert ffmpeg.frame_hashes(edge.path) == ffmpeg.frame_hashes(lossless)
 
     # The spans read the edges: other pictures in an edge change the window, not the bodies.
@@ -282,7 +315,9 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_cl
     black = ffmpeg_graph.input("color=black:size=320x180:rate=24", f="lavfi")
 
     def overwrite(edge: Path, frames: int) -> None:
-        black.output(str(edge), frames=frames, **ffmpeg.EDGE_ARGS).run(cmd=ffmpeg.ffmpeg_exe(), overwrite_output=True, quiet=True)
+        black.output(str(edge), frames=frames, **ffmpeg.EDGE_ARGS).run(
+            cmd=ffmpeg.ffmpeg_exe(), overwrite_output=True, quiet=True
+        )
 
     overwrite(tail.path, 12)
     smart.assemble(comp, legs, poisoned)
@@ -300,4 +335,3 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(make_cl
     assert hashes[:48] == before[:48] and hashes[60:] == before[60:]
     # Decoded from the take (lossy) rather than from the lossless edge: close, not equal.
     assert min(s.psnr for s in ffmpeg.compare_video(plain, fallback)[48:60]) >= 35
-

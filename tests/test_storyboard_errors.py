@@ -194,7 +194,9 @@ CASES = [
     ),
     Case(
         "duplicate-scene-id",
-        HEAD + SCENE_A + SCENE_B.replace("duration_s: 30", "duration_s: 15")
+        HEAD
+        + SCENE_A
+        + SCENE_B.replace("duration_s: 30", "duration_s: 15")
         + "  - id: a\n    prompt: the beach again\n    duration_s: 15\n",
         at="- id: a",
         occurrence=2,

@@ -116,8 +116,17 @@ def test_defaults_of_a_minimal_storyboard(tmp_path: Path) -> None:
 def test_fps_and_resolution_spellings(tmp_path: Path) -> None:
     from fractions import Fraction
 
-    for fps, expected in [("24", Fraction(24)), ("29.97", Fraction(30000, 1001)), ('"30000/1001"', Fraction(30000, 1001))]:
-        for resolution, size in [("1280x720", (1280, 720)), ("720p", (1280, 720)), ("1080p", (1920, 1080)), ("480p", (854, 480))]:
+    for fps, expected in [
+        ("24", Fraction(24)),
+        ("29.97", Fraction(30000, 1001)),
+        ('"30000/1001"', Fraction(30000, 1001)),
+    ]:
+        for resolution, size in [
+            ("1280x720", (1280, 720)),
+            ("720p", (1280, 720)),
+            ("1080p", (1920, 1080)),
+            ("480p", (854, 480)),
+        ]:
             path = tmp_path / "spell.yaml"
             path.write_text(
                 f"output:\n  fps: {fps}\n  resolution: {resolution}\nscenes:\n  - id: a\n    prompt: sea\n    duration_s: 60\n",
@@ -129,7 +138,15 @@ def test_fps_and_resolution_spellings(tmp_path: Path) -> None:
 
 def test_schema_describes_the_format() -> None:
     schema = Storyboard.model_json_schema()
-    assert set(schema["properties"]) == {"version", "title", "output", "generation", "continuity", "style", "scenes"}
+    assert set(schema["properties"]) == {
+        "version",
+        "title",
+        "output",
+        "generation",
+        "continuity",
+        "style",
+        "scenes",
+    }
     assert "scenes" in schema["required"]
 
 

@@ -139,7 +139,9 @@ class LocalBackend:
             part = Path(work) / "part.mp4"
             # The part carries no audio: the joined file gets one track rendered for its whole length.
             keys = [k - start for k in _keyframes_option(request) if start < k < start + new_frames]
-            with FrameWriter(part, request.width, request.height, fps, keyframes=keys, **self._encoding) as writer:
+            with FrameWriter(
+                part, request.width, request.height, fps, keyframes=keys, **self._encoding
+            ) as writer:
                 for frame in renderer.frames(start):
                     writer.write(frame)
             concat_copy([Path(inputs.parent_path), part], audio, dest)

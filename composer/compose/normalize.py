@@ -197,8 +197,13 @@ def normalize_take(
         info = ffmpeg.packets(source)
         if reuse_problem(source, spec, info) is None:
             return Normalized(
-                source, spec.start, spec.frames, _cut_points(info, spec.start, spec.frames),
-                info.extradata, True, 0,
+                source,
+                spec.start,
+                spec.frames,
+                _cut_points(info, spec.start, spec.frames),
+                info.extradata,
+                True,
+                0,
             )
     dest = cache_path(source, spec, cache_dir)
     with _lock_for(dest):

@@ -175,7 +175,9 @@ def assemble(
             piece, out = plan.pieces[n], files[n]
             if isinstance(piece, Copy):
                 leg = legs[piece.leg]
-                ffmpeg.copy_frames(leg.path, out, first=leg.offset + piece.first, frames=piece.frames, fps=comp.fps)
+                ffmpeg.copy_frames(
+                    leg.path, out, first=leg.offset + piece.first, frames=piece.frames, fps=comp.fps
+                )
                 progress.step(f"piece{n}", 1)(1)
             else:
                 ffmpeg.encode_span(
@@ -193,7 +195,9 @@ def assemble(
         # decoders on one thread; x264 takes what is left), then the copies.
         jobs = [partial(mix, audio)] if audio else []
         jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Span)]
-        jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct]
+        jobs += [
+            partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct
+        ]
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
             for done in [pool.submit(job) for job in jobs]:
                 done.result()
@@ -205,7 +209,9 @@ def assemble(
                         f"a re-encoded crossfade got codec parameters that differ from the bodies' "
                         f"({extradata} vs {reference})"
                     )
-        parts = [direct.get(n) or ffmpeg.ConcatPart(files[n], piece.frames) for n, piece in enumerate(plan.pieces)]
+        parts = [
+            direct.get(n) or ffmpeg.ConcatPart(files[n], piece.frames) for n, piece in enumerate(plan.pieces)
+        ]
         ffmpeg.assemble(parts, comp, dest, audio, on_progress=progress.step("mux", comp.frames))
         for n in direct:
             progress.step(f"piece{n}", 1)(1)
@@ -230,7 +236,9 @@ def join_windows(comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset
             after = plan.pieces[n + 1].frames if n + 1 < len(plan.pieces) else 0
             ranges.append((piece.at, piece.at + piece.frames + min(after, second)))
         else:
-            ranges.append((piece.at, piece.at + (piece.frames if piece.leg in whole else min(piece.frames, second))))
+            ranges.append(
+                (piece.at, piece.at + (piece.frames if piece.leg in whole else min(piece.frames, second)))
+            )
     merged: list[tuple[int, int]] = []
     for first, end in ranges:
         if merged and first <= merged[-1][1]:

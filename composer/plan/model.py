@@ -118,7 +118,8 @@ class GenerationSpec(_Frozen):
         "render", description="preview: fast model, smallest size; final: seeds approved in a preview."
     )
     fallback_model_id: str | None = Field(
-        None, description="Model a permanently refused request falls back to (storyboard generation.fallback_model)."
+        None,
+        description="Model a permanently refused request falls back to (storyboard generation.fallback_model).",
     )
 
 

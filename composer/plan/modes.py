@@ -61,7 +61,9 @@ def chain_seeds(planned: int, chunks: int, attempts: Sequence[Attempt], kept: in
     return tuple(seeds)
 
 
-def approved_seeds(preview: Plan, kept: dict[str, tuple[int, Sequence[Attempt]]]) -> dict[str, tuple[int, ...]]:
+def approved_seeds(
+    preview: Plan, kept: dict[str, tuple[int, Sequence[Attempt]]]
+) -> dict[str, tuple[int, ...]]:
     """Segment id -> the chunk seeds of the attempt it kept, from ``{id: (kept attempt, attempts)}``."""
     out = {}
     for seg in preview.segments:
@@ -72,7 +74,9 @@ def approved_seeds(preview: Plan, kept: dict[str, tuple[int, Sequence[Attempt]]]
     return out
 
 
-def final_plan(plan: Plan, preview: Plan, seeds: dict[str, tuple[int, ...]], keep: Iterable[str] = ()) -> Plan:
+def final_plan(
+    plan: Plan, preview: Plan, seeds: dict[str, tuple[int, ...]], keep: Iterable[str] = ()
+) -> Plan:
     """``plan`` (the quality model, full size) with the preview's approved seeds and ``keep``."""
     ours = {s.id: s for s in plan.segments}
     theirs = {s.id: s for s in preview.segments}
@@ -107,7 +111,9 @@ def final_plan(plan: Plan, preview: Plan, seeds: dict[str, tuple[int, ...]], kee
         )
     outputs = tuple(
         output.model_copy(
-            update={"segments": tuple(s.model_copy(update={"chunk_seeds": seeds[s.id]}) for s in output.segments)}
+            update={
+                "segments": tuple(s.model_copy(update={"chunk_seeds": seeds[s.id]}) for s in output.segments)
+            }
         )
         for output in plan.outputs
     )
