@@ -6,7 +6,7 @@ soft-light blended with life), encoded like a generator's takes would be (x264 m
 default keyframes, AAC). Then it joins them with two 1 s crossfades (58 s, 1392 frames) and
 prints, in one table:
 
-* ``full``: composer's single-command ``xfade`` + ``acrossfade`` re-encode (``ffmpeg.compose``);
+* ``full``: composer's single-command ``xfade`` + ``acrossfade`` re-encode (``render.compose_full``);
 * ``moviepy``: moviepy 2 ``concatenate_videoclips(method="compose", padding=-1)`` with
   ``CrossFadeIn`` and audio fades (x264 veryfast, the same preset) -- skipped if not installed;
 * ``normalise``: composer bringing each take to the output encoding, as the pipeline does
@@ -47,6 +47,7 @@ from composer import ffmpeg
 from composer.compose import smart
 from composer.compose.graph import Copy, Leg, build
 from composer.compose.normalize import normalize_take
+from composer.compose.render import compose_full
 
 FPS = Fraction(24)
 SOURCES = {
@@ -110,7 +111,7 @@ def bench_size(width: int, height: int, seconds: float, use_moviepy: bool, work:
 
     started = time.perf_counter()
     full = work / f"full_{height}.mp4"
-    ffmpeg.compose(comp, full)
+    compose_full(comp, full)
     rows.append(("full xfade re-encode (ffmpeg.compose)", time.perf_counter() - started, *_clean(full)))
 
     if use_moviepy:

@@ -12,7 +12,7 @@ import pytest
 
 from composer import ffmpeg
 from composer.compose.graph import Leg, build
-from composer.compose.render import verify
+from composer.compose.render import compose_full, verify
 from composer.errors import MediaError
 from tests.conftest import MakeClip
 
@@ -36,7 +36,7 @@ def test_fades_and_cuts_are_frame_exact(make_clip: MakeClip, tmp_path: Path, fps
         [Leg(a, 70, True), Leg(b, 61, False), Leg(c, 75, True, start=3)], [13, 0], 160, 96, fps, True
     )
     out = tmp_path / "out.mp4"
-    ffmpeg.compose(comp, out)
+    compose_full(comp, out)
     check = verify(out, comp)
     assert check.frames == 70 + 61 + 75 - 13
     assert check.audio_samples is not None and abs(check.audio_samples - comp.samples) <= 1024
@@ -51,7 +51,7 @@ def test_fade_blends_the_two_clips_over_the_window(make_clip: MakeClip, tmp_path
     white = make_clip("white", source="color=c=white", audio_hz=None)
     comp = build([Leg(black, 48, False), Leg(white, 48, False)], [24], 160, 96, fps, False)
     out = tmp_path / "fade.mp4"
-    ffmpeg.compose(comp, out)
+    compose_full(comp, out)
     verify(out, comp)
     before = _frame(out, 23, fps, (160, 96), tmp_path).mean()
     middle = _frame(out, 36, fps, (160, 96), tmp_path).mean()
@@ -65,7 +65,7 @@ def test_take_offset_skips_frames(make_clip: MakeClip, tmp_path: Path) -> None:
     clip = make_clip("counter", seconds=2, source="testsrc2", audio_hz=None)
     comp = build([Leg(clip, 10, False, start=5)], [], 160, 96, fps, False)
     out = tmp_path / "offset.mp4"
-    ffmpeg.compose(comp, out)
+    compose_full(comp, out)
     first = _frame(out, 0, fps, (160, 96), tmp_path)
     expected = _frame(clip, 5, fps, (160, 96), tmp_path)
     assert np.abs(first - expected).mean() < 6
@@ -75,7 +75,7 @@ def test_short_clip_is_padded_by_holding_its_last_frame(make_clip: MakeClip, tmp
     clip = make_clip("short", seconds=1)
     comp = build([Leg(clip, 40, True)], [], 160, 96, Fraction(24), True)
     out = tmp_path / "padded.mp4"
-    ffmpeg.compose(comp, out)
+    compose_full(comp, out)
     assert verify(out, comp).frames == 40
 
 
@@ -98,7 +98,7 @@ def test_compose_failure_leaves_no_file(tmp_path: Path) -> None:
     comp = build([Leg(broken, 10, False)], [], 160, 96, Fraction(24), False)
     out = tmp_path / "out.mp4"
     with pytest.raises(MediaError):
-        ffmpeg.compose(comp, out)
+        compose_full(comp, out)
     assert list(tmp_path.iterdir()) == [broken]
 
 

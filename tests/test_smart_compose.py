@@ -15,7 +15,7 @@ from composer.compose import smart
 from composer.compose.clips import compose_clips
 from composer.compose.graph import Copy, Leg, Span, build, leg_keyframes, smart_plan
 from composer.compose.normalize import normalize_take
-from composer.compose.render import compose_composition, verify
+from composer.compose.render import compose_composition, compose_full, verify
 from tests.conftest import MakeClip
 
 FPS = Fraction(24)
@@ -117,7 +117,7 @@ def test_smart_render_is_exact_and_matches_the_full_render(make_clip: MakeClip, 
 
     # The whole file looks like the full re-encode of the same takes, windows included.
     full = tmp_path / "full.mp4"
-    ffmpeg.compose(comp, full)
+    compose_full(comp, full)
     scores = ffmpeg.compare_video(full, out)
     assert len(scores) == comp.frames
     window = scores[48:60]
@@ -257,9 +257,8 @@ def test_concat_parts_read_bodies_in_place_frame_exactly(make_clip: MakeClip, tm
         ffmpeg.ConcatPart(clip, 24, *info.copy_points(0, 24)),
         ffmpeg.ConcatPart(clip, 24, inpoint, outpoint),
     ]
-    comp = build([Leg(clip, 72, False)], [], 160, 96, FPS, False)
     out = tmp_path / "reordered.mp4"
-    ffmpeg.assemble(parts, comp, out)
+    ffmpeg.assemble(parts, out, fps=FPS, frames=72)
     hashes = ffmpeg.frame_hashes(clip)
     assert ffmpeg.frame_hashes(out) == hashes[48:] + hashes[:24] + hashes[24:48]
     assert sorted(ffmpeg.packets(out).pts) == [n * 512 for n in range(72)]
@@ -297,7 +296,7 @@ def test_normalising_keeps_the_crossfade_frames_and_the_spans_blend_them(
 
     # An edge holds exactly the normalisation chain's frames (the ones the full re-encode blends).
     b, edge = comp.legs[1], legs[1].edges[1]
-    chain = ffmpeg._video_chain(
+    chain = ffmpeg.graph._video_chain(
         ffmpeg_graph.input(str(b.path)).video, b.start + edge.first, edge.frames, 320, 180, FPS
     )
     lossless = tmp_path / "chain.nut"

@@ -7,7 +7,7 @@ the output encoding) and :func:`reuse_problem` (why a clip cannot be used as it 
 pipeline calls :func:`normalize_take` right after a take is accepted, in a background thread,
 so that assembling an output later copies these files instead of encoding them.
 
-What does not live here: ffmpeg command lines (``composer/ffmpeg.py``), deciding which frames
+What does not live here: ffmpeg command lines (``composer/ffmpeg/``), deciding which frames
 are copied (``compose/graph.py``), assembling outputs (``compose/smart.py``).
 """
 

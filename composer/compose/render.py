@@ -5,9 +5,9 @@ What lives here: mapping an :class:`~composer.plan.model.OutputPlan` and its tak
 frame count, audio length, no decoder errors). Two ways to render: the smart path
 (``compose/smart.py``: copied bodies, re-encoded crossfades; needs the takes normalised, which
 :func:`prepare_take` does as soon as a take is accepted) and the full one-command re-encode
-(:func:`composer.ffmpeg.compose`), used when the smart path is refused or its output fails a
+(:func:`compose_full`), used when the smart path is refused or its output fails a
 check. :class:`OutputCheck` says which path made the file and why, for the manifest.
-What does not: ffmpeg command lines (``composer/ffmpeg.py``) or choosing takes (``jobs/``).
+What does not: ffmpeg command lines (``composer/ffmpeg/``) or choosing takes (``jobs/``).
 """
 
 from __future__ import annotations
@@ -142,6 +142,25 @@ def compose_output(
     )
 
 
+def compose_full(comp: Composition, dest: Path, on_progress: ffmpeg.ProgressFn | None = None) -> None:
+    """The full path: ``comp`` re-encoded by one ffmpeg command into ``dest`` (atomically).
+
+    :func:`composer.ffmpeg.compose` knows no compositions; it is given their plain numbers.
+    """
+    ffmpeg.compose(
+        [ffmpeg.LegInput(leg.path, leg.frames, leg.has_audio, leg.start) for leg in comp.legs],
+        [join.fade for join in comp.joins],
+        [join.offset for join in comp.joins],
+        dest,
+        width=comp.width,
+        height=comp.height,
+        fps=comp.fps,
+        frames=comp.frames,
+        audio=comp.audio,
+        on_progress=on_progress,
+    )
+
+
 def compose_composition(
     comp: Composition,
     dest: Path,
@@ -175,7 +194,7 @@ def compose_composition(
             # a broken output.
             reason = f"smart assembly failed its check: {exc}"
             dest.unlink(missing_ok=True)
-    ffmpeg.compose(comp, dest, on_progress)
+    compose_full(comp, dest, on_progress)
     try:
         check = verify(dest, comp)
     except MediaError:

@@ -12,9 +12,9 @@ can go wrong. One progress callback covers every step.
 
 The fast path is refused (:class:`SmartUnavailable`, with the reason in words) when the pieces
 cannot be made compatible: a leg shorter than its two crossfades, or pieces whose codec
-parameters (SPS/PPS) differ. Callers then fall back to :func:`composer.ffmpeg.compose`.
+parameters (SPS/PPS) differ. Callers then fall back to :func:`composer.compose.render.compose_full`.
 
-What does not live here: ffmpeg command lines (``composer/ffmpeg.py``), the frame arithmetic
+What does not live here: ffmpeg command lines (``composer/ffmpeg/``), the frame arithmetic
 (``compose/graph.py``), choosing between the two paths and checking outputs (``render.py``).
 """
 
@@ -168,7 +168,10 @@ def assemble(
         audio = Path(work) / "audio.m4a" if comp.audio else None
 
         def mix(path: Path) -> None:
-            ffmpeg.encode_audio(comp, path)
+            legs = [ffmpeg.LegInput(leg.path, leg.frames, leg.has_audio, leg.start) for leg in comp.legs]
+            ffmpeg.encode_audio(
+                legs, [join.fade for join in comp.joins], path, fps=comp.fps, frames=comp.frames
+            )
             progress.step("audio", 1)(1)
 
         def make(n: int) -> None:
@@ -212,7 +215,14 @@ def assemble(
         parts = [
             direct.get(n) or ffmpeg.ConcatPart(files[n], piece.frames) for n, piece in enumerate(plan.pieces)
         ]
-        ffmpeg.assemble(parts, comp, dest, audio, on_progress=progress.step("mux", comp.frames))
+        ffmpeg.assemble(
+            parts,
+            dest,
+            audio,
+            fps=comp.fps,
+            frames=comp.frames,
+            on_progress=progress.step("mux", comp.frames),
+        )
         for n in direct:
             progress.step(f"piece{n}", 1)(1)
     if not check:

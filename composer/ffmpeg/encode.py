@@ -1,0 +1,122 @@
+"""The encoder settings and frame-grid arguments every composer encode shares.
+
+Every piece of a smart render must carry the same codec parameters (SPS/PPS), the same
+track time base and an exact duration, or the concat demuxer joins them with glitches or
+drifting timestamps: the x264 and AAC settings, the MP4 timescales, forced IDR frames and
+exact seek times here make that so, for every module of the package that encodes. Also
+:func:`rescale` (the simulator's "smaller" fault). What does not: filter graphs (``graph.py``)
+or deciding what to encode (``compose/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+from composer.ffmpeg.process import _base_args, atomic_output, run
+from composer.timecode import AUDIO_RATE
+
+#: x264 settings every composer encode shares, so pieces stay compatible.
+X264_PRESET = "veryfast"
+X264_CRF = 20
+AUDIO_BITRATE = "160k"
+
+
+def x264_args(fps: Fraction, *, preset: str = X264_PRESET, crf: int = X264_CRF) -> list[str]:
+    """Video encoder settings shared by every encode (so pieces can be joined)."""
+    args = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-colorspace",
+        "bt709",
+        "-color_range",
+        "tv",
+        "-video_track_timescale",
+        str(timescale(fps)),
+    ]
+    return args
+
+
+def audio_args() -> list[str]:
+    return ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"]
+
+
+def timescale(fps: Fraction) -> int:
+    """The MP4 track timescale every composer encode uses at ``fps`` (as in :func:`x264_args`)."""
+    return fps.numerator * 512 // fps.denominator if fps.denominator == 1 else fps.numerator
+
+
+def timescale_args(fps: Fraction) -> list[str]:
+    # The movie (mvhd) timescale defaults to 1000, which rounds the edit list of a piece whose
+    # duration is not a whole millisecond; the concat demuxer then starts the next piece a few
+    # ticks early. Setting both timescales keeps every timestamp on the frame grid.
+    scale = str(timescale(fps))
+    return ["-video_track_timescale", scale, "-movie_timescale", scale]
+
+
+def keyframe_args(frames: Sequence[int]) -> list[str]:
+    """Force IDR frames at these output frame numbers (by frame number, not by time).
+
+    Forcing by time (``-force_key_frames 0.791667``) can land one frame late when the time is
+    rounded up; ``expr:`` with ``n`` cannot. ``-forced-idr 1`` makes them IDR frames (closed
+    GOP: x264 runs without open-gop by default), so a stream copy can start there.
+    """
+    wanted = sorted({int(f) for f in frames if f > 0})
+    if not wanted:
+        return []
+    expr = "+".join(f"eq(n,{f})" for f in wanted)
+    return ["-force_key_frames", f"expr:{expr}", "-forced-idr", "1"]
+
+
+def seek_text(frame: int, fps: Fraction) -> str:
+    """``-ss`` for the exact start of ``frame``, rounded *down* to the microsecond.
+
+    ffmpeg reads -ss in microseconds and drops frames before it; rounding up could drop the
+    very frame we seek to (at 30000/1001 fps frame times are not whole microseconds).
+    """
+    micros = (Fraction(frame) / fps * 1_000_000).__floor__()
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def rescale(src: Path, dest: Path, width: int, height: int) -> None:
+    """Re-encode ``src`` at ``width`` x ``height`` (audio copied) into ``dest``, atomically.
+
+    The simulator's ``smaller`` fault uses it to deliver a smaller video than was asked for.
+    """
+    with atomic_output(dest) as tmp:
+        run(
+            [
+                *_base_args(),
+                "-i",
+                str(src),
+                "-map",
+                "0",
+                "-vf",
+                f"scale={width}:{height}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "copy",
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            what=f"rescaling {src.name}",
+        )
