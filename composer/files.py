@@ -4,8 +4,8 @@ What lives here: :func:`temp_beside` (a temporary file next to its destination, 
 the mode a plain ``open()`` would have given it), :func:`write_bytes_atomic` /
 :func:`write_text_atomic` / :func:`write_json_atomic` (temporary, mode, rename), and
 :func:`read_regular` (read an input file only if it is a regular file of bounded size, so a
-FIFO, a device or a directory named as input is refused instead of hanging or filling memory).
-What does not: what the files contain.
+FIFO, a device or a directory named as input is refused instead of hanging or filling memory),
+and :func:`file_sha256`. What does not: what the files contain.
 
 Why the mode is set by hand: :func:`tempfile.mkstemp` creates files ``0600`` whatever the umask,
 and a rename keeps that mode, so every output, cache file and report came out readable by its
@@ -14,6 +14,7 @@ owner only; a user sharing renders with a group or a web server found them unrea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -136,3 +137,12 @@ def _check_regular(info: os.stat_result, what: str, max_bytes: int) -> None:
         raise NotReadable(f"it is {kind}; {_a(what)} must be a regular file")
     if info.st_size > max_bytes:
         raise NotReadable(f"it is {info.st_size} bytes; {_a(what)} may be at most {max_bytes} bytes")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

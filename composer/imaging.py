@@ -2,12 +2,11 @@
 
 This is the one module outside ``analysis/`` that imports ``cv2``; it handles still pictures
 and numpy frames only. Opening video files is not done here (ffmpeg does that in
-``compose/ffmpeg.py``).
+``composer/ffmpeg/``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
@@ -132,14 +131,6 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
     if not ok:
         raise MediaError(f"cannot encode {path} as PNG")
     write_bytes_atomic(path, data.tobytes())
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -42,7 +42,7 @@ from composer.export.manifest import (
 )
 from composer.export.metrics import run_metrics, write_metrics
 from composer.export.otio import timeline_notes, write_timeline
-from composer.imaging import file_sha256
+from composer.files import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent

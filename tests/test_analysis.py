@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,21 @@ def test_non_square_pixels(source: Path, folder: Path) -> None:
     assert (geo.display_width, geo.display_height) == (320, 180)
     result = analyze_clip(dest)
     assert result.discontinuities == [] and result.drift.verdict == "ok"
+
+
+def test_display_size_squares_pixels_then_rotates() -> None:
+    # One rule for analysis and composition: width x SAR to the nearest pixel, sides swapped
+    # for 90/270 degrees, never below 2 (even sizes are the encoding callers' business).
+    def info(width: int, height: int, sar: Fraction, rotation: int) -> ffmpeg.MediaInfo:
+        return ffmpeg.MediaInfo(
+            None, width, height, None, sar, rotation, "h264", "yuv420p", False, None, None
+        )
+
+    assert info(720, 480, Fraction(8, 9), 0).display_size == (640, 480)
+    assert info(720, 480, Fraction(8, 9), 270).display_size == (480, 640)
+    assert info(1440, 1080, Fraction(4, 3), 180).display_size == (1920, 1080)
+    assert info(101, 57, Fraction(1, 2), 90).display_size == (57, 50)  # 50.5 rounds half to even
+    assert info(2, 2, Fraction(1, 4), 0).display_size == (2, 2)
 
 
 def test_variable_frame_rate(source: Path, folder: Path) -> None:

@@ -62,14 +62,11 @@ class TimedFrame:
 def geometry(path: Path) -> ClipGeometry:
     """Read a clip's display geometry with ``ffmpeg.probe`` (MediaError if it is no video)."""
     info = ffmpeg.probe(path)
-    width = info.width * info.sar
-    height = Fraction(info.height)
-    if info.rotation in (90, 270):
-        width, height = height, width
+    width, height = info.display_size
     return ClipGeometry(
         path=path,
-        display_width=max(2, round(width)),
-        display_height=max(2, round(height)),
+        display_width=width,
+        display_height=height,
         fps=info.fps or FALLBACK_FPS,
         fps_known=info.fps is not None,
         duration_s=info.duration_s,

@@ -21,6 +21,7 @@ from composer.backends import procedural
 from composer.backends.base import Capabilities, ClipInfo, GenerationRequest, TakeInput
 from composer.errors import TerminalError
 from composer.ffmpeg import FrameWriter, concat_copy, extract_frame
+from composer.files import file_sha256
 from composer.timecode import fps_text, parse_fps, to_frames
 
 CAPABILITIES = Capabilities(
@@ -81,7 +82,7 @@ class LocalBackend:
                 image = imaging.read_image(inputs.first_frame_path)
                 source = {
                     "path": str(Path(inputs.first_frame_path).resolve()),
-                    "sha256": imaging.file_sha256(inputs.first_frame_path),
+                    "sha256": file_sha256(inputs.first_frame_path),
                 }
             state = procedural.new_state(
                 request.prompt,
@@ -184,7 +185,7 @@ class LocalBackend:
         if source is None:
             return None
         path = Path(source.get("path", ""))
-        if path.is_file() and imaging.file_sha256(path) == source.get("sha256"):
+        if path.is_file() and file_sha256(path) == source.get("sha256"):
             return imaging.read_image(path)
         birth = int(state.get("born", 0)) - int(state["origin"])
         if clip is not None and 0 <= birth < int(state["frames"]):

@@ -4,7 +4,7 @@ What lives here: reading what each clip is (size, pixel aspect, rotation, frame 
 rate, audio or not), deciding the output (size, rate, crossfades, cuts, exact length) and
 rendering it with the same two-path engine as planned outputs (``render.compose_composition``:
 smart assembly, full re-encode as the fallback). What does not: argument parsing (``cli.py``)
-or ffmpeg command lines (``composer/ffmpeg.py``).
+or ffmpeg command lines (``composer/ffmpeg/``).
 
 The rules, as documented in ``docs/composition.md``:
 
@@ -78,10 +78,7 @@ def clip_facts(path: Path) -> ClipFacts:
         raise MediaError(f"{path} has no video frames")
     end = max(p + d for p, d in zip(info.pts, info.durations, strict=True))
     duration = (end - min(info.pts)) * info.time_base
-    width = round(media.width * media.sar)
-    height = media.height
-    if media.rotation in (90, 270):
-        width, height = height, width
+    width, height = media.display_size  # the output's size is made even in plan_clips
     return ClipFacts(path, width, height, media.fps, Fraction(duration), media.has_audio)
 
 

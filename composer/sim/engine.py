@@ -41,6 +41,7 @@ from composer.backends.base import GenerationRequest, TakeInput
 from composer.backends.local import LocalBackend
 from composer.errors import ComposerError
 from composer.ffmpeg import extract_frame, read_frames
+from composer.files import file_sha256
 from composer.sim.faults import PROTOCOLS, FaultPlan
 
 log = logging.getLogger("composer.sim")
@@ -327,7 +328,7 @@ class Engine:
         with self._lock:
             pixels = spec.width * spec.height / (1280 * 720)
             self._render_rate = 0.7 * self._render_rate + 0.3 * took / max(spec.seconds * pixels, 0.1)
-        digest = imaging.file_sha256(dest)
+        digest = file_sha256(dest)
         clip = Clip(
             key=key,
             path=dest,
