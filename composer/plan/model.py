@@ -99,6 +99,10 @@ class OutputPlan(_Frozen):
     segments: tuple[Segment, ...]
     joins: tuple[Join, ...] = Field(description="joins[k] sits between segments[k] and segments[k+1].")
 
+    def layout(self) -> timing.Layout:
+        """Each segment's leg in this output: fades, keyframes, blends, where it lands."""
+        return timing.layout([s.clip_frames for s in self.segments], [j.frames for j in self.joins])
+
 
 class OutputSpec(_Frozen):
     width: int
@@ -156,17 +160,12 @@ class Plan(_Frozen):
         """Frames of ``segment``'s take that its output's assembly wants as IDR frames.
 
         A generator that encodes straight into the output encoding puts keyframes there, so
-        the take is assembled by stream copy without being normalised first. Besides the
-        leg's own (see :func:`timing.copy_keyframes`), the first frame after the used range:
-        a copy can only end where a GOP does (a B-frame before it may reference a later
-        frame), and takes run on past what their output uses.
+        the take is assembled by stream copy without being normalised first: the same layout
+        the normalisation and the assembly read (:meth:`timing.LegLayout.take_keyframes`).
         """
         output = next(o for o in self.outputs if o.index == segment.output)
         index = next(i for i, s in enumerate(output.segments) if s.id == segment.id)
-        fade_in = output.joins[index - 1].frames if index > 0 else 0
-        fade_out = output.joins[index].frames if index < len(output.joins) else 0
-        keys = timing.copy_keyframes(segment.clip_frames, fade_in, fade_out)
-        return (*(segment.take_offset + k for k in keys), segment.take_offset + segment.clip_frames)
+        return output.layout().legs[index].take_keyframes(segment.take_offset)
 
     def knobs_sent(self, segment: Segment) -> dict[str, float]:
         """The knobs of ``segment`` its requests carry: those the backend takes."""
