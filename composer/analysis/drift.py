@@ -19,7 +19,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.analysis.frames import REFERENCE_WIDTH
 from composer.analysis.metrics import (
@@ -37,6 +37,7 @@ from composer.analysis.metrics import (
 )
 from composer.camera import CameraPlan
 from composer.camera import parse as parse_camera
+from composer.models import Frozen
 
 Verdict = Literal["ok", "warn", "regenerate"]
 _RANK: dict[str, int] = {"ok": 0, "warn": 1, "regenerate": 2}
@@ -48,11 +49,7 @@ MIN_OVERLAP = 0.35
 MIN_ALIGNED = 0.5
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DriftThresholds(_Model):
+class DriftThresholds(Frozen):
     """Warn / regenerate levels (480 px wide, drift sampled at ~12 fps), each with its reason.
 
     Levels were set on ``benchmarks/bench_judge.py`` (real footage, clean and with generator
@@ -135,7 +132,7 @@ def camera_plan(text: str | None) -> CameraPlan | None:
     return parse_camera(text)
 
 
-class DriftMetric(_Model):
+class DriftMetric(Frozen):
     name: str
     value: float
     unit: str
@@ -149,7 +146,7 @@ class DriftMetric(_Model):
     onset_regenerate_s: float | None = None
 
 
-class DriftCurve(_Model):
+class DriftCurve(Frozen):
     name: str
     unit: str
     t_s: list[float]
@@ -159,7 +156,7 @@ class DriftCurve(_Model):
     higher_is_worse: bool = True
 
 
-class DriftResult(_Model):
+class DriftResult(Frozen):
     """The drift verdict for one clip and the numbers it was made on."""
 
     verdict: Verdict

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from composer.models import Frozen
 
 
-class EventThresholds(BaseModel):
+class EventThresholds(Frozen):
     """Levels of the moment detectors, each with its reason (units: per pair of scanned frames)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     gain_step_pct: float = Field(
         2.0,

@@ -11,18 +11,15 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.export.metrics import RunMetrics
+from composer.models import Frozen
 
 MANIFEST_VERSION = 1
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TakeRecord(_Model):
+class TakeRecord(Frozen):
     segment: str
     chunk: int
     kind: str
@@ -46,7 +43,7 @@ class TakeRecord(_Model):
     download_s: float = Field(0.0, description="Time spent downloading and checking the file.")
 
 
-class SegmentRecord(_Model):
+class SegmentRecord(Frozen):
     id: str
     take_key: str = Field(description="The take the output uses: the last chunk of the kept attempt.")
     attempts: int
@@ -58,7 +55,7 @@ class SegmentRecord(_Model):
     )
 
 
-class KnobNotSent(_Model):
+class KnobNotSent(Frozen):
     """A knob a segment asked for that its backend cannot take: its takes were made without it."""
 
     segment: str
@@ -67,13 +64,13 @@ class KnobNotSent(_Model):
     backend: str
 
 
-class FailureRecord(_Model):
+class FailureRecord(Frozen):
     segment: str
     kind: str = Field(description="filtered, failed, budget or error.")
     message: str
 
 
-class OutputRecord(_Model):
+class OutputRecord(Frozen):
     name: str
     path: str
     frames: int
@@ -86,7 +83,7 @@ class OutputRecord(_Model):
     compose_s: float
 
 
-class Manifest(_Model):
+class Manifest(Frozen):
     version: int = MANIFEST_VERSION
     composer_version: str
     storyboard: str

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.errors import EnvironmentProblem
 from composer.files import write_text_atomic
+from composer.models import Frozen
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -54,11 +55,7 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _RESERVED_LABELS = frozenset({"backend", "model", "outcome", "kind", "stage", "quantile"})
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Latency(_Model):
+class Latency(Frozen):
     """One stage's durations in a render. Percentiles are linear (see :func:`percentile`); they
     and the maximum are None when there were no samples."""
 
@@ -70,7 +67,7 @@ class Latency(_Model):
     max_s: float | None = None
 
 
-class BackendMetrics(_Model):
+class BackendMetrics(Frozen):
     """What one backend did in a render."""
 
     backend: str
@@ -112,7 +109,7 @@ class BackendMetrics(_Model):
     cost_per_generated_s_usd: float | None = Field(None, description="None when nothing was generated.")
 
 
-class RunMetrics(_Model):
+class RunMetrics(Frozen):
     """A render's metrics, by backend name (a render uses one; the key lets renders aggregate)."""
 
     version: int = METRICS_VERSION
