@@ -7,7 +7,7 @@ scene's own motion touched since the anchor is left out, so people, hands and tr
 drift), and its result: verdict, the metric that decided it, measured deltas, per-metric
 onsets and curves over time for the report. Camera motion is judged against the shot's
 camera plan (``composer.camera``): what the plan does not ask for is checked. What does not
-live here: decoding, flow (``metrics.py``), events in time (``events.py``), the regeneration
+live here: decoding, flow (``signals.py``), events in time (``events.py``), the regeneration
 policy (``decide.py``) or drawing (``report/``).
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from composer.analysis.frames import REFERENCE_WIDTH
-from composer.analysis.metrics import (
+from composer.analysis.signals import (
     MOVING_PX,
     Alignment,
     FrameFeatures,

@@ -6,7 +6,7 @@ is below their colour floors. Each detector here is a pure function of per-pair 
 scan already computes (the flow-compensated median gain, the warp residual, the flow field's
 direction, the camera path) or of tiny thumbnails, so they cost almost nothing. Every level
 is in ``EventThresholds`` with its reason. What does not live here: computing the series
-(``metrics.py``, ``clips.py``), drift against the anchor (``drift.py``), cuts and position
+(``signals.py``, ``judge.py``), drift against the anchor (``drift.py``), cuts and position
 jumps (``seams.py``).
 """
 

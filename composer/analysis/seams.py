@@ -6,7 +6,7 @@ baseline of the ±0.5 s around it by robust z-scores (median / MAD) *and* absolu
 signal fires only when it is both unusual for this footage and big enough to see. Also the
 scanner that applies a stricter form of the rule at every pair of a clip (hard cuts, jumps),
 and the 1-s histogram transition locator (cross-fades). What does not live here: decoding and
-computing the series (``clips.py``, ``metrics.py``), the regeneration policy (``decide.py``).
+computing the series (``judge.py``, ``signals.py``), the regeneration policy (``decide.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from composer.analysis.metrics import PairMetrics, robust_z
+from composer.analysis.signals import PairMetrics, robust_z
 from composer.models import Frozen
 
 Verdict = Literal["ok", "warn", "regenerate"]

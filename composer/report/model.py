@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from composer.analysis.clips import Finding
 from composer.analysis.drift import DriftCurve as Curve
+from composer.analysis.judge import Finding
 from composer.decide import Attempt, Decision
-from composer.export.metrics import RunMetrics
+from composer.export.records import RunMetrics
 from composer.models import Frozen
 
 REPORT_VERSION = 1

@@ -5,7 +5,7 @@ frames_analyzed, discontinuities, drift, findings), the seam scores between cons
 (``score_seams``) or at a time inside one clip (``score_seam_at``: a base clip and its
 extension), and ``seam_from_frames`` for frames already in memory. Works on footage from
 anywhere: ffmpeg applies rotation, squares pixels and makes variable frame rates even.
-What does not live here: the metrics (``metrics.py``), thresholds (``seams.py``,
+What does not live here: the per-frame signals (``signals.py``), thresholds (``seams.py``,
 ``drift.py``, ``events.py``), the CLI, the report, or the regeneration policy.
 """
 
@@ -33,7 +33,6 @@ from composer.analysis.events import (
     loop_back,
     zoom_reversals,
 )
-from composer.analysis.metrics import bhattacharyya, frame_features, make_flow, pair_metrics, thumbnail
 from composer.analysis.seams import (
     TRANSITION_FLOOR,
     PairSeries,
@@ -43,6 +42,7 @@ from composer.analysis.seams import (
     scan,
     score_seam,
 )
+from composer.analysis.signals import bhattacharyya, frame_features, make_flow, pair_metrics, thumbnail
 from composer.camera import CameraPlan
 from composer.camera import parse as parse_camera
 from composer.errors import MediaError
