@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from composer.errors import EnvironmentProblem
+from composer.models import Frozen
 from composer.urls import redact_url
 
 if sys.version_info >= (3, 11):
@@ -105,9 +106,9 @@ _SECRET_NAME = re.compile(
 # -- the file's model ---------------------------------------------------------------------------
 
 
-class _Frozen(BaseModel):
+class _Frozen(Frozen):
     # strict: TOML is typed, so `concurrency = "4"` or `= true` is a mistake worth naming.
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)
 
 
 def _check_url(value: str | None, what: str, schemes: tuple[str, ...]) -> str | None:

@@ -13,17 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from composer.models import Frozen
 
 Verdict = Literal["ok", "warn", "regenerate"]
 _RANK = {"ok": 0, "warn": 1, "regenerate": 2}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Check(_Frozen):
+class Check(Frozen):
     """One measured check of one attempt (a drift metric, or a seam)."""
 
     name: str = Field(description="e.g. 'drift.brightness', 'seam.extension2', 'seam.previous'.")
@@ -38,7 +36,7 @@ class Check(_Frozen):
     chunk: int | None = Field(None, description="The chunk the problem begins in, when known.")
 
 
-class Attempt(_Frozen):
+class Attempt(Frozen):
     """One attempt at a segment: its seeds, the takes it produced, and their checks."""
 
     number: int = Field(description="1 for the first attempt.")
@@ -57,7 +55,7 @@ class Attempt(_Frozen):
         return max((c.severity for c in self.checks), default=0.0)
 
 
-class Decision(_Frozen):
+class Decision(Frozen):
     action: Literal["accept", "regenerate", "keep_best"]
     attempt: int = Field(description="The attempt this decision is about (kept, or just judged).")
     reason: str

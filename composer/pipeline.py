@@ -30,18 +30,10 @@ from composer.compose.render import compose_output, prepare_take
 from composer.config import with_prices
 from composer.decide import Attempt
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
-from composer.export.manifest import (
-    FailureRecord,
-    KnobNotSent,
-    Manifest,
-    OutputRecord,
-    SegmentRecord,
-    TakeRecord,
-    read_outputs,
-    versions,
-)
-from composer.export.metrics import run_metrics, write_metrics
+from composer.export.manifest import Manifest, read_outputs, versions
 from composer.export.otio import timeline_notes, write_timeline
+from composer.export.records import FailureRecord, KnobNotSent, OutputRecord, SegmentRecord, TakeRecord
+from composer.export.run_metrics import run_metrics, write_metrics
 from composer.files import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.remote import JobSettings

@@ -27,8 +27,8 @@ from composer.analysis import (
     score_seams,
 )
 from composer.analysis import frames as frames_mod
-from composer.analysis.metrics import robust_z, rolling_median
 from composer.analysis.seams import locate_transitions
+from composer.analysis.signals import robust_z, rolling_median
 from composer.errors import MediaError
 from tests.analysis_clips import ClipSpec, write_clip, write_seam_pair
 

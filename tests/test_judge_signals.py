@@ -19,7 +19,7 @@ import pytest
 
 from composer import camera
 from composer.analysis import analyze_clip
-from composer.analysis.clips import ClipAnalysis
+from composer.analysis.judge import ClipAnalysis
 from composer.ffmpeg import FrameWriter
 from tests.analysis_clips import ClipSpec, canvas, frames_for, render
 

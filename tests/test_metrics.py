@@ -14,8 +14,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from composer.cli import main
-from composer.export.manifest import FailureRecord, SegmentRecord, TakeRecord
-from composer.export.metrics import latency, percentile, prometheus_text, run_metrics
+from composer.export.records import FailureRecord, SegmentRecord, TakeRecord
+from composer.export.run_metrics import latency, percentile, prometheus_text, run_metrics
 from composer.sim import Simulator
 
 BOARD = {

@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from composer.backends.base import Capabilities
 from composer.backends.local import CAPABILITIES
-from composer.compose.graph import leg_keyframes
-from composer.compose.render import _placeholder_composition
 from composer.errors import PlanError
 from composer.plan import timing
 from composer.plan.planner import make_plan, plan_chunks
@@ -105,11 +103,14 @@ def _check(storyboard: Storyboard, caps: Capabilities) -> None:
                 and storyboard.scenes[left.scene_index].transition_out == "cut"
             ):
                 assert join.kind == "cut"
-        # The keyframes a generator is asked for are the ones the smart assembly copies from.
-        comp = _placeholder_composition(output, plan.output)  # the pipeline's own frame arithmetic
-        for i, seg in enumerate(output.segments):
-            own = tuple(seg.take_offset + k for k in leg_keyframes(comp, i))
-            assert plan.take_keyframes(seg) == (*own, seg.take_offset + seg.clip_frames)
+        # The output's fade layout (what normalisation and assembly read) puts each segment's
+        # handles where the planner put them, and its own share between the two join centres.
+        for seg, leg in zip(output.segments, output.layout().legs, strict=True):
+            assert (leg.frames, leg.lead, leg.tail) == (seg.clip_frames, seg.lead_frames, seg.tail_frames)
+            assert output.timeline_start + leg.at + leg.lead == seg.timeline_start
+            assert leg.fade_in + leg.fade_out <= leg.frames  # the two crossfades never overlap
+            keys = plan.take_keyframes(seg)
+            assert keys[0] == seg.take_offset and keys[-1] == seg.take_offset + seg.clip_frames
     # Segments never span scenes: each scene's frames are exactly the sum of its segments'.
     per_scene: dict[int, int] = {}
     for seg in plan.segments:

@@ -13,7 +13,7 @@ import pytest
 from composer import ffmpeg
 from composer.compose import smart
 from composer.compose.clips import compose_clips
-from composer.compose.graph import Copy, Leg, Span, build, leg_keyframes, smart_plan
+from composer.compose.graph import Copy, Leg, Span, build, smart_plan
 from composer.compose.normalize import normalize_take
 from composer.compose.render import compose_composition, compose_full, verify
 from tests.conftest import MakeClip
@@ -34,9 +34,9 @@ def _three_legs(make_clip: MakeClip) -> list[Leg]:
 def test_plan_copies_bodies_and_encodes_only_the_windows() -> None:
     legs = [Leg(Path("a"), 60, True), Leg(Path("b"), 66, True), Leg(Path("c"), 50, True)]
     comp = build(legs, [12, 0], 320, 180, FPS, True)
-    assert leg_keyframes(comp, 0) == (0, 48)
-    assert leg_keyframes(comp, 1) == (0, 12)
-    cuts = [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(legs)]
+    assert comp.layout.legs[0].keyframes == (0, 48)
+    assert comp.layout.legs[1].keyframes == (0, 12)
+    cuts = [frozenset({*comp.layout.legs[i].keyframes, leg.frames}) for i, leg in enumerate(legs)]
     plan = smart_plan(comp, cuts)
     assert plan.pieces == (
         Copy(0, 0, 48, 0),
@@ -50,7 +50,9 @@ def test_plan_copies_bodies_and_encodes_only_the_windows() -> None:
 def test_the_check_decodes_the_joins_and_only_the_bodies_nobody_has_decoded() -> None:
     legs = [Leg(Path("a"), 60, True), Leg(Path("b"), 66, True), Leg(Path("c"), 50, True)]
     comp = build(legs, [12, 0], 320, 180, FPS, True)
-    plan = smart_plan(comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(legs)])
+    plan = smart_plan(
+        comp, [frozenset({*comp.layout.legs[i].keyframes, leg.frames}) for i, leg in enumerate(legs)]
+    )
     # The first second of every body; the span whole and a second past it, into the body after.
     assert smart.join_windows(comp, plan) == [(0, 24), (48, 36), (114, 24)]
     # Leg b's body came from a clip used as it is and never decoded: read it whole.
@@ -104,7 +106,7 @@ def test_smart_render_is_exact_and_matches_the_full_render(make_clip: MakeClip, 
     # Bodies are the normalised takes, bit for bit.
     out_hashes = ffmpeg.frame_hashes(out)
     plan = smart_plan(
-        comp, [frozenset({*leg_keyframes(comp, i), leg.frames}) for i, leg in enumerate(comp.legs)]
+        comp, [frozenset({*comp.layout.legs[i].keyframes, leg.frames}) for i, leg in enumerate(comp.legs)]
     )
     for piece in plan.pieces:
         if isinstance(piece, Copy):

@@ -23,8 +23,9 @@ from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.errors import ComposerError
 from composer.export import otio as timeline
-from composer.export.manifest import Manifest, TakeRecord
+from composer.export.manifest import Manifest
 from composer.export.otio import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
+from composer.export.records import TakeRecord
 from composer.pipeline import render
 from composer.plan.model import Plan
 from composer.report.model import OutputReport, Report, SegmentReport, summarize

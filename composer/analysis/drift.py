@@ -7,7 +7,7 @@ scene's own motion touched since the anchor is left out, so people, hands and tr
 drift), and its result: verdict, the metric that decided it, measured deltas, per-metric
 onsets and curves over time for the report. Camera motion is judged against the shot's
 camera plan (``composer.camera``): what the plan does not ask for is checked. What does not
-live here: decoding, flow (``metrics.py``), events in time (``events.py``), the regeneration
+live here: decoding, flow (``signals.py``), events in time (``events.py``), the regeneration
 policy (``decide.py``) or drawing (``report/``).
 """
 
@@ -19,10 +19,10 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.analysis.frames import REFERENCE_WIDTH
-from composer.analysis.metrics import (
+from composer.analysis.signals import (
     MOVING_PX,
     Alignment,
     FrameFeatures,
@@ -37,6 +37,7 @@ from composer.analysis.metrics import (
 )
 from composer.camera import CameraPlan
 from composer.camera import parse as parse_camera
+from composer.models import Frozen
 
 Verdict = Literal["ok", "warn", "regenerate"]
 _RANK: dict[str, int] = {"ok": 0, "warn": 1, "regenerate": 2}
@@ -48,11 +49,7 @@ MIN_OVERLAP = 0.35
 MIN_ALIGNED = 0.5
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DriftThresholds(_Model):
+class DriftThresholds(Frozen):
     """Warn / regenerate levels (480 px wide, drift sampled at ~12 fps), each with its reason.
 
     Levels were set on ``benchmarks/bench_judge.py`` (real footage, clean and with generator
@@ -135,7 +132,7 @@ def camera_plan(text: str | None) -> CameraPlan | None:
     return parse_camera(text)
 
 
-class DriftMetric(_Model):
+class DriftMetric(Frozen):
     name: str
     value: float
     unit: str
@@ -149,7 +146,7 @@ class DriftMetric(_Model):
     onset_regenerate_s: float | None = None
 
 
-class DriftCurve(_Model):
+class DriftCurve(Frozen):
     name: str
     unit: str
     t_s: list[float]
@@ -159,7 +156,7 @@ class DriftCurve(_Model):
     higher_is_worse: bool = True
 
 
-class DriftResult(_Model):
+class DriftResult(Frozen):
     """The drift verdict for one clip and the numbers it was made on."""
 
     verdict: Verdict

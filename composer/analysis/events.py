@@ -6,7 +6,7 @@ is below their colour floors. Each detector here is a pure function of per-pair 
 scan already computes (the flow-compensated median gain, the warp residual, the flow field's
 direction, the camera path) or of tiny thumbnails, so they cost almost nothing. Every level
 is in ``EventThresholds`` with its reason. What does not live here: computing the series
-(``metrics.py``, ``clips.py``), drift against the anchor (``drift.py``), cuts and position
+(``signals.py``, ``judge.py``), drift against the anchor (``drift.py``), cuts and position
 jumps (``seams.py``).
 """
 
@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from composer.models import Frozen
 
 
-class EventThresholds(BaseModel):
+class EventThresholds(Frozen):
     """Levels of the moment detectors, each with its reason (units: per pair of scanned frames)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     gain_step_pct: float = Field(
         2.0,

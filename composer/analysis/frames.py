@@ -5,7 +5,7 @@ the analysis size (480 px wide by default, height keeping the aspect, even) and 
 generators of timed frames. Decoding and scaling are done by ffmpeg (``composer.ffmpeg.
 read_frames``): measured faster than decoding full frames and resizing them with OpenCV (see
 ``docs/analysis.md``); the OpenCV path is kept only so the benchmark can measure both.
-What does not live here: any metric (``metrics.py``) or verdict.
+What does not live here: any metric (``signals.py``) or verdict.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ baseline of the ±0.5 s around it by robust z-scores (median / MAD) *and* absolu
 signal fires only when it is both unusual for this footage and big enough to see. Also the
 scanner that applies a stricter form of the rule at every pair of a clip (hard cuts, jumps),
 and the 1-s histogram transition locator (cross-fades). What does not live here: decoding and
-computing the series (``clips.py``, ``metrics.py``), the regeneration policy (``decide.py``).
+computing the series (``judge.py``, ``signals.py``), the regeneration policy (``decide.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from composer.analysis.metrics import PairMetrics, robust_z
+from composer.analysis.signals import PairMetrics, robust_z
+from composer.models import Frozen
 
 Verdict = Literal["ok", "warn", "regenerate"]
 _RANK: dict[str, int] = {"ok": 0, "warn": 1, "regenerate": 2}
@@ -37,11 +38,7 @@ SIGNALS = (
 )
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SignalRule(_Model):
+class SignalRule(Frozen):
     """One signal's noise floor for the z-score and the absolute size it must also reach."""
 
     spread: float = Field(
@@ -65,7 +62,7 @@ def _default_rules() -> dict[str, SignalRule]:
     }
 
 
-class SeamThresholds(_Model):
+class SeamThresholds(Frozen):
     """The seam rule's levels (defaults: reference §4.6; 0/150 false alarms on clean seams there)."""
 
     window_s: float = Field(0.5, description="Baseline: this much footage on each side of the join.")
@@ -150,7 +147,7 @@ class PairSeries:
         }
 
 
-class SignalScore(_Model):
+class SignalScore(Frozen):
     value: float
     baseline: float = Field(description="Median of the signal over the baseline pairs.")
     z: float
@@ -158,7 +155,7 @@ class SignalScore(_Model):
     level: Verdict = Field(description="What this signal alone says.")
 
 
-class SeamResult(_Model):
+class SeamResult(Frozen):
     """The verdict on one join, with every signal's numbers."""
 
     t_s: float | None = Field(

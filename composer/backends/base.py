@@ -14,18 +14,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from composer.models import Frozen
 from composer.storyboard.model import KNOBS
 
 Size = tuple[int, int]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Capabilities(_Frozen):
+class Capabilities(Frozen):
     """What a backend can make, as data. Durations are seconds."""
 
     name: str
@@ -87,7 +84,7 @@ class Capabilities(_Frozen):
         return max(longest_base, min(chain, self.max_total_s))
 
 
-class ImageRef(_Frozen):
+class ImageRef(Frozen):
     """A first-frame image: a file from the storyboard, or a frame of an earlier take."""
 
     sha256: str | None = None
@@ -95,7 +92,7 @@ class ImageRef(_Frozen):
     frame: int | None = Field(None, description="Index of that frame in the take.")
 
 
-class GenerationRequest(_Frozen):
+class GenerationRequest(Frozen):
     """Everything that decides what a backend makes; its hash is the take's cache key."""
 
     backend: str
@@ -137,7 +134,7 @@ class GenerationRequest(_Frozen):
         return {name: value for name in KNOBS if (value := getattr(self, name)) is not None}
 
 
-class ClipInfo(_Frozen):
+class ClipInfo(Frozen):
     """What a backend reports about a clip it has written."""
 
     frames: int
@@ -152,7 +149,7 @@ class ClipInfo(_Frozen):
     )
 
 
-class TakeInput(_Frozen):
+class TakeInput(Frozen):
     """Files a request needs at run time (never part of its key)."""
 
     first_frame_path: Path | None = None

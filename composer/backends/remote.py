@@ -26,18 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.errors import EnvironmentProblem, RetryableError, TerminalError
 from composer.files import write_bytes_atomic
+from composer.models import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Operation(_Frozen):
+class Operation(Frozen):
     """A submitted generation, as the service named it: enough to poll and download it later."""
 
     backend: str
@@ -46,7 +43,7 @@ class Operation(_Frozen):
     data: dict[str, Any] = Field(default_factory=dict, description="Protocol details (model, resource path).")
 
 
-class OperationStatus(_Frozen):
+class OperationStatus(Frozen):
     """What a poll found."""
 
     state: Literal["running", "succeeded", "failed", "filtered"]

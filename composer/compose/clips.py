@@ -37,7 +37,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose.graph import Composition, Leg, build, leg_starts
+from composer.compose.graph import Composition, Leg, build
 from composer.compose.render import OutputCheck, compose_composition
 from composer.errors import MediaError
 from composer.timecode import parse_fps, to_frames
@@ -130,7 +130,7 @@ def plan_clips(
         legs[-1] = Leg(legs[-1].path, legs[-1].frames + extra, legs[-1].has_audio)
         notes.append(f"held the last frame for {extra} frames to reach {target}")
         return build(legs, fades, out_w, out_h, rate, audio), natural.frames, tuple(notes)
-    starts = leg_starts(natural)
+    starts = [leg.at for leg in natural.layout.legs]
     last = max(i for i, s in enumerate(starts) if s < target)
     if last > 0 and target < starts[last] + fades[last - 1]:
         # The end falls inside a crossfade: end on the outgoing clip instead.

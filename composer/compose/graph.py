@@ -3,14 +3,17 @@
 A :class:`Composition` says which clip feeds each leg, how many frames of it are used, and
 how each pair of legs is joined; ``composer/ffmpeg.py`` turns it into a filter graph. The
 arithmetic guarantees ``frames == sum(leg frames) - sum(fade frames)`` and audio of
-exactly ``frames * 48000 / fps`` samples (each leg is forced to its own exact count).
-Nothing here runs ffmpeg or opens a file.
+exactly ``frames * 48000 / fps`` samples (each leg is forced to its own exact count). Where
+each leg's fades, keyframes and blends fall is the one fade layout of ``plan/timing.py``
+(:attr:`Composition.layout`), which the planner and the normalisation read too. Nothing
+here runs ffmpeg or opens a file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 from composer.plan import timing
@@ -58,6 +61,11 @@ class Composition:
     def fade_samples(self, index: int) -> int:
         return audio_samples(self.joins[index].fade, self.fps)
 
+    @cached_property
+    def layout(self) -> timing.Layout:
+        """Each leg's fades, keyframes, blends and output position (:mod:`composer.plan.timing`)."""
+        return timing.layout([leg.frames for leg in self.legs], [join.fade for join in self.joins])
+
 
 def build(
     legs: list[Leg], fades: list[int], width: int, height: int, fps: Fraction, audio: bool
@@ -65,17 +73,9 @@ def build(
     """Lay out legs and joins; raises ValueError if a fade does not fit its legs."""
     if not legs:
         raise ValueError("nothing to compose")
-    if len(fades) != len(legs) - 1:
-        raise ValueError("need one join between each pair of legs")
-    for k, fade in enumerate(fades):
-        if fade < 0 or fade > legs[k].frames or fade > legs[k + 1].frames:
-            raise ValueError(
-                f"a {fade}-frame crossfade does not fit legs of {legs[k].frames} and {legs[k + 1].frames} frames"
-            )
-    offsets = timing.xfade_offsets([leg.frames for leg in legs], fades)
-    joins = tuple(LegJoin(fade=f, offset=o) for f, o in zip(fades, offsets, strict=True))
-    frames = timing.joined_length([leg.frames for leg in legs], fades)
-    return Composition(tuple(legs), joins, width, height, fps, audio, frames)
+    laid = timing.layout([leg.frames for leg in legs], fades)
+    joins = tuple(LegJoin(fade=f, offset=o) for f, o in zip(laid.fades, laid.offsets, strict=True))
+    return Composition(tuple(legs), joins, width, height, fps, audio, laid.frames)
 
 
 # --- Smart assembly: which frames are stream-copied and which are encoded again -------------
@@ -85,33 +85,6 @@ def build(
 # start on an IDR frame and end just before one (or at the end of the file). Everything not in
 # a body is a *span*: a short composition of its own (the tail of one leg, the head of the
 # next, and the crossfade between them) encoded with the same x264 settings.
-
-
-def fade_in(comp: Composition, index: int) -> int:
-    """Frames at the start of leg ``index`` that are blended with the previous leg."""
-    return comp.joins[index - 1].fade if index > 0 else 0
-
-
-def fade_out(comp: Composition, index: int) -> int:
-    """Frames at the end of leg ``index`` that are blended with the next leg."""
-    return comp.joins[index].fade if index < len(comp.joins) else 0
-
-
-def leg_starts(comp: Composition) -> list[int]:
-    """Output frame where each leg's first frame lands."""
-    return [0, *(join.offset for join in comp.joins)]
-
-
-def leg_keyframes(comp: Composition, index: int) -> tuple[int, ...]:
-    """Frames of leg ``index`` (counted from its ``start``) that should be IDR frames."""
-    return timing.copy_keyframes(comp.legs[index].frames, fade_in(comp, index), fade_out(comp, index))
-
-
-def leg_blends(comp: Composition, index: int) -> tuple[tuple[int, int], ...]:
-    """The ``(first, frames)`` ranges of leg ``index`` that a crossfade blends with a neighbour."""
-    leg = comp.legs[index]
-    ranges = ((0, fade_in(comp, index)), (leg.frames - fade_out(comp, index), fade_out(comp, index)))
-    return tuple((first, frames) for first, frames in ranges if frames > 0)
 
 
 @dataclass(frozen=True)
@@ -176,12 +149,13 @@ def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan
     if len(cut_points) != len(comp.legs):
         raise ValueError("need the cut points of every leg")
     bodies: list[tuple[int, int] | None] = []
+    laid = comp.layout.legs
     for i, leg in enumerate(comp.legs):
-        lo, hi = fade_in(comp, i), leg.frames - fade_out(comp, i)
+        lo, hi = laid[i].fade_in, leg.frames - laid[i].fade_out
         if lo > hi:
             raise ValueError(
                 f"leg {i + 1} has {leg.frames} frames, fewer than its two crossfades "
-                f"({lo} + {fade_out(comp, i)}) need"
+                f"({lo} + {laid[i].fade_out}) need"
             )
         # Only cut points inside the leg count: a start must be an IDR before the leg's end.
         points = sorted(p for p in cut_points[i] if 0 <= p <= leg.frames)
@@ -189,7 +163,7 @@ def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan
         end = next((p for p in reversed(points) if p <= hi), None)
         bodies.append((start, end) if start is not None and end is not None and start < end else None)
 
-    starts = leg_starts(comp)
+    starts = [leg.at for leg in laid]
     pieces: list[Piece] = []
     parts: list[SpanPart] = []
     fades: list[int] = []
@@ -214,7 +188,7 @@ def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan
 
     for i, leg in enumerate(comp.legs):
         body = bodies[i]
-        incoming = fade_in(comp, i)
+        incoming = laid[i].fade_in
         if body is None:
             add_part(SpanPart(i, 0, leg.frames), incoming)
             continue

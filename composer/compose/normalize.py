@@ -23,6 +23,7 @@ from pathlib import Path
 
 from composer import ffmpeg
 from composer.errors import MediaError
+from composer.plan.timing import LegLayout
 from composer.timecode import fps_text
 
 #: Bump when the normalisation chain or the encoder settings change: old cached files are
@@ -46,6 +47,12 @@ class NormSpec:
     frames: int
     keyframes: tuple[int, ...]
     edges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def for_leg(cls, width: int, height: int, fps: Fraction, start: int, leg: LegLayout) -> NormSpec:
+        """What a leg laid out as ``leg`` needs from frame ``start`` of its clip: its keyframes
+        and, as edges, the ranges its crossfades blend (:class:`composer.plan.timing.LegLayout`)."""
+        return cls(width, height, fps, start, leg.frames, leg.keyframes, leg.blends)
 
     def key(self) -> str:
         """A stable name for this spec and the encoder settings, for the cache."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from composer import ffmpeg
 from composer.compose import smart
 from composer.compose.graph import Composition, Leg, build
-from composer.compose.normalize import Normalized, normalize_take
+from composer.compose.normalize import Normalized, NormSpec, normalize_take
 from composer.errors import MediaError
 from composer.jobs.cache import Take
 from composer.plan.model import OutputPlan, OutputSpec
@@ -55,14 +55,6 @@ def composition_for(output: OutputPlan, spec: OutputSpec, takes: dict[str, Take]
     )
 
 
-def _placeholder_composition(output: OutputPlan, spec: OutputSpec) -> Composition:
-    # The frame arithmetic of an output needs no takes; placeholders stand in for their paths.
-    legs = [Leg(Path(s.id), s.clip_frames, False, s.take_offset) for s in output.segments]
-    return build(
-        legs, [j.frames for j in output.joins], spec.width, spec.height, parse_fps(spec.fps), spec.audio
-    )
-
-
 def prepare_take(
     output: OutputPlan, spec: OutputSpec, segment_index: int, take: Take, *, cache_dir: Path | None = None
 ) -> Normalized:
@@ -72,8 +64,10 @@ def prepare_take(
     :func:`compose_output` later finds it and only copies. A take that already carries the
     output encoding with the right keyframes is left untouched.
     """
-    comp = _placeholder_composition(output, spec)
-    return normalize_take(take.path, smart.leg_spec(comp, segment_index), cache_dir=cache_dir)
+    leg = output.layout().legs[segment_index]
+    start = output.segments[segment_index].take_offset
+    norm = NormSpec.for_leg(spec.width, spec.height, parse_fps(spec.fps), start, leg)
+    return normalize_take(take.path, norm, cache_dir=cache_dir)
 
 
 def verify(

@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose.graph import Composition, Copy, SmartPlan, Span, leg_blends, leg_keyframes, smart_plan
+from composer.compose.graph import Composition, Copy, SmartPlan, Span, smart_plan
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
 
@@ -51,9 +51,9 @@ class SmartResult:
 
 def leg_spec(comp: Composition, index: int) -> NormSpec:
     """What leg ``index`` needs from its clip: frame range, size, rate, keyframes, edges."""
-    leg = comp.legs[index]
-    keyframes, blends = leg_keyframes(comp, index), leg_blends(comp, index)
-    return NormSpec(comp.width, comp.height, comp.fps, leg.start, leg.frames, keyframes, blends)
+    return NormSpec.for_leg(
+        comp.width, comp.height, comp.fps, comp.legs[index].start, comp.layout.legs[index]
+    )
 
 
 def check_feasible(comp: Composition) -> None:

@@ -11,82 +11,22 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from composer.export.metrics import RunMetrics
+from composer.export.records import (
+    FailureRecord,
+    KnobNotSent,
+    OutputRecord,
+    RunMetrics,
+    SegmentRecord,
+    TakeRecord,
+)
+from composer.models import Frozen
 
 MANIFEST_VERSION = 1
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TakeRecord(_Model):
-    segment: str
-    chunk: int
-    kind: str
-    key: str
-    path: str
-    cached: bool
-    frames: int
-    duration_s: float = Field(description="Length of the whole clip (an extension returns the whole clip).")
-    requested_s: float = Field(description="Seconds this call asked for (base duration, or seconds added).")
-    generation_s: float
-    cost_usd: float
-    operations: list[str] = Field(
-        default_factory=list, description="API operations this take came from (the last one delivered it)."
-    )
-    retries: int = 0
-    polls: int = 0
-    possible_duplicates: int = 0
-    resumed: bool = Field(False, description="Submitted by an earlier, interrupted run; polled here.")
-    submit_s: float = Field(0.0, description="Time spent sending the create request (retries included).")
-    wait_s: float = Field(0.0, description="Time from submission until a poll found it finished.")
-    download_s: float = Field(0.0, description="Time spent downloading and checking the file.")
-
-
-class SegmentRecord(_Model):
-    id: str
-    take_key: str = Field(description="The take the output uses: the last chunk of the kept attempt.")
-    attempts: int
-    judge_s: float = Field(description="Time spent measuring drift and seams, all attempts.")
-    started_s: float = Field(description="When work on it began, seconds after the render started.")
-    accepted_s: float = Field(description="When its take was accepted, seconds after the render started.")
-    normalize_s: float = Field(
-        0.0, description="Bringing the accepted take to the output encoding (in the background)."
-    )
-
-
-class KnobNotSent(_Model):
-    """A knob a segment asked for that its backend cannot take: its takes were made without it."""
-
-    segment: str
-    knob: str
-    value: float
-    backend: str
-
-
-class FailureRecord(_Model):
-    segment: str
-    kind: str = Field(description="filtered, failed, budget or error.")
-    message: str
-
-
-class OutputRecord(_Model):
-    name: str
-    path: str
-    frames: int
-    audio_samples: int | None
-    duration_s: float
-    inputs_key: str = Field(description="Hash of everything the output was made from; equal -> up to date.")
-    composed: bool = Field(description="False when an up-to-date file from an earlier render was kept.")
-    method: str = Field(description="smart: copied bodies + re-encoded crossfades; full: one re-encode.")
-    reason: str = Field("", description="Why the full re-encode was used, when it was.")
-    compose_s: float
-
-
-class Manifest(_Model):
+class Manifest(Frozen):
     version: int = MANIFEST_VERSION
     composer_version: str
     storyboard: str

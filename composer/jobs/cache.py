@@ -21,11 +21,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from composer.backends.base import ClipInfo, GenerationRequest
 from composer.errors import EnvironmentProblem
 from composer.files import write_json_atomic
+from composer.models import Frozen
 
 __all__ = ["Take", "TakeCache", "default_cache_dir", "write_json_atomic"]
 
@@ -46,10 +45,8 @@ def default_cache_dir() -> Path:
     return base / "composer"
 
 
-class Take(BaseModel):
+class Take(Frozen):
     """A generated clip in the cache."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: int = TAKE_VERSION
     key: str

@@ -20,18 +20,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from composer.backends.base import GenerationRequest
 from composer.backends.remote import Operation
 from composer.jobs.cache import write_json_atomic
+from composer.models import Frozen
 
 JOURNAL_VERSION = 1
 
 
-class JournalEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class JournalEntry(Frozen):
     version: int = JOURNAL_VERSION
     key: str
     state: Literal["submitting", "submitted"]

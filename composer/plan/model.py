@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.backends.base import Capabilities, Size
+from composer.models import Frozen
 from composer.plan import timing
 from composer.storyboard.model import KNOBS, ContinuitySettings
 
 PLAN_VERSION = 1
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Chunk(_Frozen):
+class Chunk(Frozen):
     """One backend call: a fresh generation, or an extension of the previous chunk."""
 
     index: int
@@ -31,19 +28,19 @@ class Chunk(_Frozen):
     total_s: float = Field(description="Length of the clip after this call.")
 
 
-class SourceImage(_Frozen):
+class SourceImage(Frozen):
     path: str
     sha256: str
 
 
-class Continuation(_Frozen):
+class Continuation(Frozen):
     """This segment starts from a frame of an earlier segment's take."""
 
     segment: str
     frame: int
 
 
-class Segment(_Frozen):
+class Segment(Frozen):
     """About ``segment_s`` of one scene: one take chain, trimmed to ``clip_frames``."""
 
     id: str = Field(description="Stable name, e.g. 'o1-s2'.")
@@ -86,12 +83,12 @@ class Segment(_Frozen):
         return {name: value for name in KNOBS if (value := getattr(self, name)) is not None}
 
 
-class Join(_Frozen):
+class Join(Frozen):
     kind: Literal["crossfade", "cut"]
     frames: int = Field(description="Crossfade length in frames (0 for a cut).")
 
 
-class OutputPlan(_Frozen):
+class OutputPlan(Frozen):
     index: int
     name: str
     frames: int
@@ -99,8 +96,12 @@ class OutputPlan(_Frozen):
     segments: tuple[Segment, ...]
     joins: tuple[Join, ...] = Field(description="joins[k] sits between segments[k] and segments[k+1].")
 
+    def layout(self) -> timing.Layout:
+        """Each segment's leg in this output: fades, keyframes, blends, where it lands."""
+        return timing.layout([s.clip_frames for s in self.segments], [j.frames for j in self.joins])
 
-class OutputSpec(_Frozen):
+
+class OutputSpec(Frozen):
     width: int
     height: int
     fps: str
@@ -109,7 +110,7 @@ class OutputSpec(_Frozen):
     audio: bool
 
 
-class GenerationSpec(_Frozen):
+class GenerationSpec(Frozen):
     backend: str
     model: str
     model_id: str
@@ -123,13 +124,13 @@ class GenerationSpec(_Frozen):
     )
 
 
-class StoryboardRef(_Frozen):
+class StoryboardRef(Frozen):
     path: str
     sha256: str
     title: str
 
 
-class Plan(_Frozen):
+class Plan(Frozen):
     version: int = PLAN_VERSION
     composer_version: str
     storyboard: StoryboardRef
@@ -156,17 +157,12 @@ class Plan(_Frozen):
         """Frames of ``segment``'s take that its output's assembly wants as IDR frames.
 
         A generator that encodes straight into the output encoding puts keyframes there, so
-        the take is assembled by stream copy without being normalised first. Besides the
-        leg's own (see :func:`timing.copy_keyframes`), the first frame after the used range:
-        a copy can only end where a GOP does (a B-frame before it may reference a later
-        frame), and takes run on past what their output uses.
+        the take is assembled by stream copy without being normalised first: the same layout
+        the normalisation and the assembly read (:meth:`timing.LegLayout.take_keyframes`).
         """
         output = next(o for o in self.outputs if o.index == segment.output)
         index = next(i for i, s in enumerate(output.segments) if s.id == segment.id)
-        fade_in = output.joins[index - 1].frames if index > 0 else 0
-        fade_out = output.joins[index].frames if index < len(output.joins) else 0
-        keys = timing.copy_keyframes(segment.clip_frames, fade_in, fade_out)
-        return (*(segment.take_offset + k for k in keys), segment.take_offset + segment.clip_frames)
+        return output.layout().legs[index].take_keyframes(segment.take_offset)
 
     def knobs_sent(self, segment: Segment) -> dict[str, float]:
         """The knobs of ``segment`` its requests carry: those the backend takes."""

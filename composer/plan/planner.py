@@ -237,11 +237,10 @@ def make_plan(
             joins.append(Join(kind="crossfade" if fitted else "cut", frames=fitted))
         segments: list[Segment] = []
         cursor = o_start
-        for i, ((scene_index, frames), (lead, tail)) in enumerate(
-            zip(nominal, timing.handles([f for _, f in nominal], fades), strict=False)
-        ):
+        legs = timing.layout_nominal([f for _, f in nominal], fades).legs
+        for i, ((scene_index, frames), leg) in enumerate(zip(nominal, legs, strict=True)):
             scene = storyboard.scenes[scene_index]
-            clip = lead + frames + tail
+            clip = leg.frames
             part = parts_made.get(scene_index, 0)
             parts_made[scene_index] = part + 1
             segment_id = f"o{k + 1}-s{i + 1}"
@@ -249,7 +248,7 @@ def make_plan(
             offset = 0
             if capabilities.first_frame and scene_index in previous_by_scene:
                 parent_id, parent_clip = previous_by_scene[scene_index]
-                fade_in = fades[i - 1] if i > 0 and nominal[i - 1][0] == scene_index else 0
+                fade_in = leg.fade_in if i > 0 and nominal[i - 1][0] == scene_index else 0
                 if fade_in:
                     # Start from the frame where the crossfade begins, so both sides of the
                     # fade show the same moments.
@@ -273,8 +272,8 @@ def make_plan(
                     part=part,
                     timeline_start=cursor,
                     nominal_frames=frames,
-                    lead_frames=lead,
-                    tail_frames=tail,
+                    lead_frames=leg.lead,
+                    tail_frames=leg.tail,
                     clip_frames=clip,
                     take_offset=offset,
                     prompt=storyboard.prompt_for(scene),

@@ -16,7 +16,7 @@ from composer._version import __version__
 from composer.analysis import ClipAnalysis, SeamResult
 from composer.checks import ContinuityJudge, discontinuity_check, drift_checks
 from composer.decide import Attempt, Decision
-from composer.export.metrics import RunMetrics
+from composer.export.records import RunMetrics
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from composer.export.metrics import STAGES, Latency, RunMetrics
+from composer.export.records import STAGES, Latency, RunMetrics
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport
 
 #: The only thumbnails a page shows: JPEG data URIs as composer writes them. A ``report.json``

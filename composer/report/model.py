@@ -9,12 +9,13 @@ stand alone. What does not live here: measuring (``analysis/``) or deciding (``d
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from composer.analysis.clips import Finding
 from composer.analysis.drift import DriftCurve as Curve
+from composer.analysis.judge import Finding
 from composer.decide import Attempt, Decision
-from composer.export.metrics import RunMetrics
+from composer.export.records import RunMetrics
+from composer.models import Frozen
 
 REPORT_VERSION = 1
 
@@ -31,17 +32,13 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 class Explanation(Finding):
     """A finding on one attempt at a segment: why it was flagged or turned down."""
 
     attempt: int
 
 
-class SegmentReport(_Model):
+class SegmentReport(Frozen):
     id: str
     scene_id: str
     prompt: str
@@ -69,7 +66,7 @@ class SegmentReport(_Model):
     )
 
 
-class SeamReport(_Model):
+class SeamReport(Frozen):
     before: str
     after: str
     kind: str = Field(description="crossfade or cut.")
@@ -82,7 +79,7 @@ class SeamReport(_Model):
     )
 
 
-class OutputReport(_Model):
+class OutputReport(Frozen):
     name: str
     path: str
     frames: int
@@ -91,7 +88,7 @@ class OutputReport(_Model):
     seams: list[SeamReport]
 
 
-class Summary(_Model):
+class Summary(Frozen):
     segments: int
     segments_passed: int
     segments_regenerated: int
@@ -103,7 +100,7 @@ class Summary(_Model):
     attempts: int
 
 
-class Problem(_Model):
+class Problem(Frozen):
     """A segment that could not be made (a safety block, a refused request, the budget)."""
 
     segment: str
@@ -113,7 +110,7 @@ class Problem(_Model):
     )
 
 
-class Report(_Model):
+class Report(Frozen):
     version: int = REPORT_VERSION
     composer_version: str
     title: str

@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from composer.models import Frozen
 
 FaultKind = Literal[
     "429",
@@ -108,11 +108,7 @@ GRAMMAR = (
 _RULE_RE = re.compile(r"^(?P<kind>[a-z0-9]+)(?:@(?P<scope>[a-z.]+))?=(?P<rate>[^:]+)(?::(?P<arg>.+))?$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FaultRule(_Frozen):
+class FaultRule(Frozen):
     """One rule: which fault, where, how often, and its argument (seconds) if it takes one."""
 
     kind: FaultKind
@@ -143,7 +139,7 @@ class FaultRule(_Frozen):
         return f"{self.kind}{'@' + scope if scope else ''}={rate}{arg}"
 
 
-class FaultSpec(_Frozen):
+class FaultSpec(Frozen):
     """A parsed ``--faults`` spec: the rules in the order written (empty: no faults)."""
 
     rules: tuple[FaultRule, ...] = ()

@@ -13,7 +13,6 @@ from fractions import Fraction
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from composer.models import Frozen
 from composer.timecode import fps_text, parse_fps
 
 FORMAT_VERSION = 1
@@ -80,8 +80,8 @@ def check_knob(name: str, value: object) -> object:
     return float(value)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+class _Model(Frozen):
+    model_config = ConfigDict(str_strip_whitespace=True)
 
 
 def _parse_resolution(value: object) -> tuple[int, int]:

@@ -14,9 +14,10 @@ What lives here, in three layers:
   renames it into place, so a scraper or node_exporter's textfile collector never reads
   half a file.
 
-This is the only module that imports ``prometheus_client``, and only when text is drawn: the
-manifest imports the models from here and must stay cheap to import. What does not live here:
-collecting the timings (``jobs/``, ``pipeline.py``) or showing them (``report/html.py``).
+This is the only module that imports ``prometheus_client``, and only when text is drawn. What
+does not live here: the models (:class:`RunMetrics` and the records it is computed from are in
+``records.py``, which the manifest imports without importing this), collecting the timings
+(``jobs/``, ``pipeline.py``) or showing them (``report/html.py``).
 Every metric is described in ``docs/metrics.md``.
 """
 
@@ -29,20 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from composer.errors import EnvironmentProblem
+from composer.export.records import (
+    BackendMetrics,
+    FailureRecord,
+    Latency,
+    RunMetrics,
+    SegmentRecord,
+    TakeRecord,
+)
 from composer.files import write_text_atomic
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-
-    from composer.export.manifest import FailureRecord, SegmentRecord, TakeRecord
-
-METRICS_VERSION = 1
-
-#: The latency stages, in the order a take goes through them.
-STAGES = ("submit", "generation", "download", "judge")
 
 #: Segment failure kinds always written (as 0 when none), so a dashboard sees 0 rather than nothing.
 FAILURE_KINDS = ("filtered", "failed", "budget", "error")
@@ -52,71 +53,6 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _RESERVED_LABELS = frozenset({"backend", "model", "outcome", "kind", "stage", "quantile"})
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Latency(_Model):
-    """One stage's durations in a render. Percentiles are linear (see :func:`percentile`); they
-    and the maximum are None when there were no samples."""
-
-    samples: int = 0
-    sum_s: float = 0.0
-    p50_s: float | None = None
-    p95_s: float | None = None
-    p99_s: float | None = None
-    max_s: float | None = None
-
-
-class BackendMetrics(_Model):
-    """What one backend did in a render."""
-
-    backend: str
-    model_id: str
-    takes: int = Field(description="Takes the render used: generated now or found in the cache.")
-    generated: int
-    cache_hits: int
-    operations: int = Field(description="API operations created and accounted for (0 for local).")
-    retries: int
-    polls: int
-    possible_duplicates: int
-    resumed: int = Field(description="Takes an earlier, interrupted run had submitted, finished here.")
-    abandoned_operations: dict[str, int] = Field(
-        default_factory=dict, description="Operations that ended without a take, by outcome."
-    )
-    failures: dict[str, int] = Field(
-        default_factory=dict, description="Segments that could not be made, by kind."
-    )
-    segments: int = Field(description="Segments made (accepted or kept after their attempts ran out).")
-    attempts: int
-    regenerations: int = Field(description="Attempts beyond the first, over all segments.")
-    segments_flagged: int | None = Field(
-        None, description="Kept after their attempts ran out with a check still failing; None: not known."
-    )
-    unsuccessful: int = Field(
-        description="Generations that ended without a take (the success rate's misses)."
-    )
-    success_rate: float | None = Field(
-        None, description="generated / (generated + unsuccessful); None when nothing was generated or tried."
-    )
-    submit: Latency = Field(description="Sending the create request, retries included (API backends).")
-    generation: Latency = Field(
-        description="API backends: submission until done (wait_s); local: the generator's own time."
-    )
-    download: Latency = Field(description="Downloading and checking the file (API backends).")
-    judge: Latency = Field(description="Measuring drift and seams, per attempt.")
-    generated_s: float = Field(description="Seconds of video generated now (asked-for seconds).")
-    cost_usd: float
-    cost_per_generated_s_usd: float | None = Field(None, description="None when nothing was generated.")
-
-
-class RunMetrics(_Model):
-    """A render's metrics, by backend name (a render uses one; the key lets renders aggregate)."""
-
-    version: int = METRICS_VERSION
-    backends: dict[str, BackendMetrics]
 
 
 def percentile(samples: Sequence[float], q: float) -> float | None:

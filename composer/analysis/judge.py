@@ -5,7 +5,7 @@ frames_analyzed, discontinuities, drift, findings), the seam scores between cons
 (``score_seams``) or at a time inside one clip (``score_seam_at``: a base clip and its
 extension), and ``seam_from_frames`` for frames already in memory. Works on footage from
 anywhere: ffmpeg applies rotation, squares pixels and makes variable frame rates even.
-What does not live here: the metrics (``metrics.py``), thresholds (``seams.py``,
+What does not live here: the per-frame signals (``signals.py``), thresholds (``seams.py``,
 ``drift.py``, ``events.py``), the CLI, the report, or the regeneration policy.
 """
 
@@ -20,7 +20,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from composer.analysis import frames as frames_mod
 from composer.analysis.drift import DriftResult, DriftThresholds, DriftTracker
@@ -33,7 +33,6 @@ from composer.analysis.events import (
     loop_back,
     zoom_reversals,
 )
-from composer.analysis.metrics import bhattacharyya, frame_features, make_flow, pair_metrics, thumbnail
 from composer.analysis.seams import (
     TRANSITION_FLOOR,
     PairSeries,
@@ -43,9 +42,11 @@ from composer.analysis.seams import (
     scan,
     score_seam,
 )
+from composer.analysis.signals import bhattacharyya, frame_features, make_flow, pair_metrics, thumbnail
 from composer.camera import CameraPlan
 from composer.camera import parse as parse_camera
 from composer.errors import MediaError
+from composer.models import Frozen
 
 #: Below this share of the flow explained by the camera fit, a jump is a cut.
 CUT_INLIERS = 0.5
@@ -54,11 +55,7 @@ THUMB_WIDTH = 160
 THUMB_EVERY_S = 0.25
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Discontinuity(_Model):
+class Discontinuity(Frozen):
     """A place inside a clip where the picture jumps, cuts, freezes, flickers or turns back."""
 
     t_s: float = Field(description="Time of the first frame after the jump (or of the moment's start).")
@@ -72,7 +69,7 @@ class Discontinuity(_Model):
     )
 
 
-class Finding(_Model):
+class Finding(Frozen):
     """Why a clip was flagged, for a person: which signal, when, how big against what level."""
 
     signal: str = Field(description="The drift metric (drift.<name>) or the moment's kind that fired.")
@@ -85,7 +82,7 @@ class Finding(_Model):
     thumbnail: str | None = Field(None, description="data:image/jpeg;base64 frame at t_s, 160 px wide.")
 
 
-class ClipAnalysis(_Model):
+class ClipAnalysis(Frozen):
     """One clip's analysis: the ``composer analyze --json`` record."""
 
     path: str
