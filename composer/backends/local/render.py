@@ -83,11 +83,18 @@ class Renderer:
 
     def frame(self, index: int) -> np.ndarray:
         """Clip frame ``index`` (BGR uint8, height x width x 3)."""
-        clip, world = self.clip, self.world
-        w, h = self.width, self.height
-        drift = clip.drift(index)
-        departure = clip.departure(index)
-        x, y, logz = clip.pose(index)
+        drift = self.clip.drift(index)
+        departure = self.clip.departure(index)
+        view, logz = self._view(index, drift, departure)
+        out = self._window(view, logz)
+        out = self._with_elements(out, index, view)
+        return self._graded(out, drift, departure)
+
+    def _view(self, index: int, drift: np.ndarray, departure: float) -> tuple[View, float]:
+        """Where the camera looks in clip frame ``index`` (its pose moved by drift and departure),
+        and its log zoom."""
+        w, h, world = self.width, self.height, self.world
+        x, y, logz = self.clip.pose(index)
         x += drift[3] * w + departure * self._shift[0]
         y += drift[4] * h + departure * self._shift[1]
         zoom = math.exp(logz)
@@ -98,28 +105,41 @@ class Renderer:
             x = min(max(x, half_w), world.cw - half_w)
         else:
             x %= world.cw
+        return View(x, y, zoom, w, h, world.cw, world.wrap), logz
+
+    def _window(self, view: View, logz: float) -> np.ndarray:
+        """The part of the canvas the camera sees: a plain window unless it zooms."""
+        w, h = self.width, self.height
+        x, y, zoom = view.cx, view.cy, view.zoom
         if abs(logz) < 1e-9:
-            out = self._translate(x - w / 2, y - h / 2)
-        else:
-            matrix = np.array(
-                [
-                    [1 / zoom, 0.0, x + (0.5 - w / 2) / zoom - 0.5],
-                    [0.0, 1 / zoom, y + (0.5 - h / 2) / zoom - 0.5],
-                ],
-                dtype=np.float64,
-            )
-            out = imaging.warp_similarity(world.canvas, matrix, w, h, wrap=world.wrap)
+            return self._translate(x - w / 2, y - h / 2)
+        matrix = np.array(
+            [
+                [1 / zoom, 0.0, x + (0.5 - w / 2) / zoom - 0.5],
+                [0.0, 1 / zoom, y + (0.5 - h / 2) / zoom - 0.5],
+            ],
+            dtype=np.float64,
+        )
+        return imaging.warp_similarity(self.world.canvas, matrix, w, h, wrap=self.world.wrap)
+
+    def _with_elements(self, out: np.ndarray, index: int, view: View) -> np.ndarray:
+        """``out`` with the moving elements of clip frame ``index`` drawn on it (faded in over
+        an image world's first second and a half)."""
+        clip, world = self.clip, self.world
         world_frame = clip.origin + index
         fade = min(1.0, (world_frame - self._born) / self._fade_frames) if clip.image_world else 1.0
-        if fade > 0:
-            view = View(x, y, zoom, w, h, world.cw, world.wrap)
-            t = clip.clock(index)
-            if fade >= 1.0:
-                world.draw_elements(out, t, view)
-            else:
-                layer = out.copy()
-                world.draw_elements(layer, t, view)
-                out = imaging.blend(out, layer, fade)
+        if fade <= 0:
+            return out
+        t = clip.clock(index)
+        if fade >= 1.0:
+            world.draw_elements(out, t, view)
+            return out
+        layer = out.copy()
+        world.draw_elements(layer, t, view)
+        return imaging.blend(out, layer, fade)
+
+    def _graded(self, out: np.ndarray, drift: np.ndarray, departure: float) -> np.ndarray:
+        """``out`` mapped towards the prompt's palette as far as it has departed, then colour-drifted."""
         if departure > 0:
             out = imaging.blend(out, _gradient_map(out, self._palette), departure)
         if drift[0] or drift[1] or drift[2]:
