@@ -5,7 +5,7 @@ which reads texts like ``"static"``, ``"slow pan left"``, ``"push in, then orbit
 ``"handheld"``. The judge asks a plan which camera motion it expects (translation, zoom,
 roll) so that what was not asked for is checked; the local generator renders its first move;
 lint asks whether it is still, moving or a large move. Pure: no I/O. What does not live
-here: measuring camera motion (``analysis/``) or drawing it (``backends/procedural.py``).
+here: measuring camera motion (``analysis/``) or drawing it (``backends/local/state.py``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,16 @@
 
 Declares capabilities in the same form as the API backends (Veo 3.1-like: 4/6/8 s bases,
 7 s extensions from an 8 s base) so the planner treats it exactly like them, and the
-:class:`LocalBackend` that renders with ``backends/procedural.py`` and encodes with
-``ffmpeg.py``. What does not live here: the pictures and sounds themselves (procedural.py)
-or retries and caching (``jobs/``).
+:class:`LocalBackend` that renders with the generator in this package and encodes with
+``composer.ffmpeg``. What does not live here: retries and caching (``jobs/``), or the
+pictures and sounds themselves, which are pure functions of a JSON state:
+
+- ``scenes.py``: the scene kinds as data (prompt words, painter, elements, palette, sound);
+- ``state.py``: the clip state (segments, drift, camera, knobs) and :class:`ClipState`;
+- ``paint.py``: drawing primitives, one painter per kind, surface texture;
+- ``world.py``: a world's canvas and its moving elements;
+- ``render.py``: :class:`Renderer`, camera over canvas, departure and drift, per frame;
+- ``audio.py``: the ambient sound.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from composer import imaging
-from composer.backends import procedural
 from composer.backends.base import Capabilities, ClipInfo, GenerationRequest, TakeInput
+from composer.backends.local.render import Renderer
+from composer.backends.local.state import STATE_VERSION, continue_state, extend_state, new_state
 from composer.errors import TerminalError
 from composer.ffmpeg import FrameWriter, concat_copy, extract_frame
 from composer.files import file_sha256
@@ -41,7 +49,7 @@ CAPABILITIES = Capabilities(
     models={"fast": "local-fast", "quality": "local-quality"},
     price_per_s={},
     needs_key=False,
-    # The image-guidance knobs: the generator honours both (procedural.py).
+    # The image-guidance knobs: the generator honours both (state.py, render.py).
     style_strength=True,
     motion_intensity=True,
 )
@@ -84,7 +92,7 @@ class LocalBackend:
                     "path": str(Path(inputs.first_frame_path).resolve()),
                     "sha256": file_sha256(inputs.first_frame_path),
                 }
-            state = procedural.new_state(
+            state = new_state(
                 request.prompt,
                 request.camera,
                 request.seed,
@@ -96,7 +104,7 @@ class LocalBackend:
                 image=source,
                 **request.knobs(),
             )
-        renderer = procedural.Renderer(state, image)
+        renderer = Renderer(state, image)
         audio = renderer.audio() if request.audio else None
         keys = [k for k in _keyframes_option(request) if 0 < k < frames]
         with FrameWriter(
@@ -108,7 +116,7 @@ class LocalBackend:
 
     def extend(self, request: GenerationRequest, inputs: TakeInput, dest: Path) -> ClipInfo:
         parent = inputs.parent_state
-        if not parent or parent.get("version") != procedural.STATE_VERSION:
+        if not parent or parent.get("version") != STATE_VERSION:
             raise TerminalError(
                 "the local backend can only extend clips it made itself; the parent take has no "
                 "local generator state (regenerate the parent with the local backend)"
@@ -128,11 +136,11 @@ class LocalBackend:
         new_frames = to_frames(request.duration_s, fps)
         if new_frames < 1:
             raise TerminalError(f"an extension of {request.duration_s} s has no frames")
-        state = procedural.extend_state(
+        state = extend_state(
             parent, new_frames, request.camera, request.seed, drift=_drift_option(request), **request.knobs()
         )
         image = self._world_image(parent, inputs.parent_path)
-        renderer = procedural.Renderer(state, image)
+        renderer = Renderer(state, image)
         start = int(parent["frames"])
         audio = renderer.audio() if request.audio else None
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +176,13 @@ class LocalBackend:
             request.height,
             fps_text(fps),
         )
-        if earlier.get("version") != procedural.STATE_VERSION or index is None or not same_format:
+        if earlier.get("version") != STATE_VERSION or index is None or not same_format:
             return None, None
         try:
             image = self._world_image(earlier, None)
         except TerminalError:
             return None, None
-        state = procedural.continue_state(
+        state = continue_state(
             earlier, index, request.camera, request.seed, frames, drift=drift, **request.knobs()
         )
         return state, image
