@@ -147,8 +147,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     source = read_source(args.file)  # read once: the settings and the plan both need it
     settings = _effective(args, source)
+    # A plan.json is planned as the path it is, and reported as not a storyboard.
+    board = source.storyboard if source.storyboard is not None else args.file
     _, plan = load_and_plan(
-        source.storyboard or args.file,  # a plan.json is reported as the storyboard it is not
+        board,
         backend=settings.given("backend"),
         model=settings.given("model"),
         prices=settings.given("prices"),
