@@ -476,6 +476,21 @@ def test_a_price_override_reaches_the_budget(tmp_path: Path, monkeypatch: pytest
     assert manifest["failures"][0]["kind"] == "budget" and manifest["backend"] == "gemini"
 
 
+def test_every_row_of_the_backend_table_names_real_code() -> None:
+    # A row is all it takes to add a backend: its module must hold the class and the
+    # capabilities it names, declared under its own name, and a key only where it needs one.
+    import importlib
+
+    from composer.backends import BACKENDS
+
+    for name, spec in BACKENDS.items():
+        module = importlib.import_module(spec.module)
+        assert isinstance(getattr(module, spec.cls), type), name
+        caps = capabilities(name, "quality")
+        assert caps.name == name and caps.needs_key == bool(spec.key_variables), name
+        assert spec.calls_service == (spec.base_url_variable is not None), name
+
+
 def test_the_config_reads_the_backend_table() -> None:
     # One table (composer/backends/__init__.py) names every backend: a [backends.NAME] table
     # exists for each that calls a service, and `composer config` lists each one's key variables.
