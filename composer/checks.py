@@ -138,6 +138,15 @@ class ContinuityJudge:
         self.results: dict[str, TakeChecks] = {}
         self._lock = threading.Lock()
 
+    # A judge travels between stages (the report reads its results), perhaps to another
+    # process: everything but its lock, and a fresh lock on arrival.
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _store_key(self, segment: Segment, takes: list[Take], previous: Take | None) -> str:
         facts = {
             "version": CHECKS_VERSION,

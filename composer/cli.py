@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from composer._version import __version__
+from composer.backends import API_BACKENDS, BACKENDS, calls_service
 from composer.errors import ComposerError, StoryboardError
 from composer.plan.model import Plan
 from composer.timecode import parse_fps
@@ -26,6 +27,8 @@ from composer.timecode import parse_fps
 if TYPE_CHECKING:
     from composer.config import Effective
     from composer.jobs.remote import JobSettings
+    from composer.pipeline import RenderOptions
+    from composer.plan.io import Source
 
 
 class ProgressBar:
@@ -140,10 +143,14 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from composer.jobs.cache import write_json_atomic
     from composer.pipeline import load_and_plan
+    from composer.plan.io import read_source
 
-    settings = _effective(args, args.file)
+    source = read_source(args.file)  # read once: the settings and the plan both need it
+    settings = _effective(args, source)
+    # A plan.json is planned as the path it is, and reported as not a storyboard.
+    board = source.storyboard if source.storyboard is not None else args.file
     _, plan = load_and_plan(
-        args.file,
+        board,
         backend=settings.given("backend"),
         model=settings.given("model"),
         prices=settings.given("prices"),
@@ -174,7 +181,7 @@ def _continuity(pairs: list[str]) -> dict[str, float]:
     return out
 
 
-def _effective(args: argparse.Namespace, file: str | None) -> Effective:
+def _effective(args: argparse.Namespace, file: str | Source | None) -> Effective:
     """The command's settings: its options over the storyboard, environment and config file."""
     from composer.config import effective_settings
 
@@ -225,42 +232,49 @@ def _job_settings(args: argparse.Namespace, settings: Effective) -> JobSettings:
     )
 
 
+def _render_options(args: argparse.Namespace, settings: Effective) -> RenderOptions:
+    """What ``composer render`` asks for, built once from its options and the effective settings."""
+    from composer.pipeline import RenderOptions
+
+    # A preview or final pass fixes its own model (fast / quality) unless the command line names one.
+    passes = args.preview or args.final
+    cache_dir = settings.given("cache_dir")
+    return RenderOptions(
+        backend=args.backend if passes else settings.given("backend"),
+        model=args.model if passes else settings.given("model"),
+        force=args.force,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        workers=settings.given("workers"),
+        regenerate=False if args.no_regenerate else None,
+        max_attempts=args.max_attempts,
+        continuity=_continuity(args.continuity),
+        base_url=settings.given("base_url"),
+        proxy=settings.given("proxy"),
+        jobs=_job_settings(args, settings),
+        prices=settings.given("prices"),
+        preview=args.preview,
+        final_from=Path(args.from_dir) if args.from_dir else None,
+        keep=tuple(args.keep),
+        metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+    )
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
-    from composer.pipeline import lint_storyboard, read_plan, render
+    from composer import pipeline
+    from composer.plan.io import read_source
 
     if args.final != bool(args.from_dir):
         raise ComposerError("--final and --from RUN_DIR go together: --final --from renders/<stem>-preview")
     if args.file is None and not args.final:
         raise ComposerError("give the storyboard to render: composer render FILE")
-    settings = _effective(args, args.file)
-    # A preview or final pass fixes its own model (fast / quality) unless the command line names one.
-    passes = args.preview or args.final
-    if args.file is not None and read_plan(args.file) is None:  # a plan.json has no prompts left to lint
-        lint_backend = args.backend if passes else settings.given("backend")
-        for warning in lint_storyboard(args.file, backend=lint_backend):  # warnings never block a render
-            print(warning, file=sys.stderr)
-    bar = ProgressBar(sys.stderr)
-    result = render(
-        args.file,
-        args.out,
-        backend=args.backend if passes else settings.given("backend"),
-        model=args.model if passes else settings.given("model"),
-        force=args.force,
-        cache_dir=settings.given("cache_dir"),
-        workers=settings.given("workers"),
-        regenerate=False if args.no_regenerate else None,
-        max_attempts=args.max_attempts,
-        continuity=_continuity(args.continuity),
-        on_progress=bar,
-        base_url=settings.given("base_url"),
-        proxy=settings.given("proxy"),
-        jobs=_job_settings(args, settings),
-        prices=settings.given("prices"),
-        metrics_file=args.metrics_file,
-        preview=args.preview,
-        final_from=args.from_dir,
-        keep=args.keep,
-    )
+    # The storyboard (or plan.json) is read once, here; the settings, lint and render share it.
+    source = read_source(args.file) if args.file is not None else None
+    settings = _effective(args, source)
+    options = _render_options(args, settings)
+    if source is not None and source.storyboard is not None:  # a plan.json has no prompts left to lint
+        for warning in pipeline.lint_storyboard(source.storyboard, backend=options.backend):
+            print(warning, file=sys.stderr)  # warnings never block a render
+    result = pipeline.run(source, options, args.out, ProgressBar(sys.stderr))
     m = result.manifest
     for record in m.outputs:
         state = "written" if record.composed else "up to date"
@@ -274,7 +288,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             f"{r.segments_regenerated} regenerated, {r.segments_flagged} flagged; {seams})"
         )
     api = m.metrics.backends.get(m.backend) if m.metrics is not None else None
-    if api is not None and m.backend != "local":
+    if api is not None and calls_service(m.backend):
         print(
             f"API: {api.operations} operation(s), ${api.cost_usd:.2f}, {api.retries} retries, "
             f"{api.resumed} resumed, {api.possible_duplicates} possible duplicate(s)"
@@ -398,6 +412,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The backends, from the one table (composer/backends/__init__.py).
+_BACKEND_HELP = "instead of the storyboard's: " + ", ".join(BACKENDS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="composer",
@@ -417,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="show how a storyboard will be cut into outputs, segments and chunks")
     p.add_argument("file")
-    p.add_argument("--backend")
+    p.add_argument("--backend", help=_BACKEND_HELP)
     p.add_argument("--model", help="fast, quality, or a model id")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write plan.json to FILE (or stdout)")
     p.set_defaults(func=_cmd_plan)
@@ -425,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="generate and compose the outputs")
     p.add_argument("file", nargs="?", help="storyboard or plan.json (with --final: default the preview's)")
     p.add_argument("-o", "--out", metavar="DIR", help="output folder (default renders/<storyboard stem>/)")
-    p.add_argument("--backend")
+    p.add_argument("--backend", help=_BACKEND_HELP)
     p.add_argument("--model", help="fast, quality, or a model id")
     p.add_argument(
         "--force", action="store_true", help="generate every take again and recompose every output"
@@ -464,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write the run metrics in Prometheus text format, a failed render's too (docs/metrics.md)",
     )
-    api = p.add_argument_group("API backends (gemini, vertex, openai, relay)")
+    api = p.add_argument_group(f"API backends ({', '.join(API_BACKENDS)})")
     api.add_argument(
         "--base-url", metavar="URL", help="the service's base URL (a relay, a proxy, `composer sim`)"
     )

@@ -3,8 +3,7 @@
 What lives here: finding the config file (:func:`config_path`), reading and checking it
 (:func:`load_config`, errors that name ``file:line`` and the fix), the precedence that turns the
 command line, the storyboard, the environment, the config file and the built-in defaults into
-one :class:`Effective` (:func:`effective_settings`), and :func:`with_prices`, which lays price
-overrides over a backend's declared :class:`~composer.backends.base.Capabilities`.
+one :class:`Effective` (:func:`effective_settings`, one named step per setting).
 
 What does not live here: argument parsing and printing (``cli.py``; :meth:`Effective.text`
 only formats), and any use of a setting (the pipeline, the job runner and the backends take
@@ -20,7 +19,9 @@ The storyboard has a say only on ``backend`` and ``model`` (``generation.backend
 ``generation.model``), and only when the *file* writes them: the storyboard model fills in
 ``local`` / ``fast`` for a file that says nothing, and those fill-ins must not hide the config's
 defaults. The environment has a say only where a variable exists already: ``COMPOSER_CACHE``
-(cache folder), each backend's base-URL variable and the proxy variables httpx reads.
+(cache folder), each backend's base-URL variable and the proxy variables httpx reads. The
+backends, their variables and which of them take a ``[backends.NAME]`` table come from the one
+table :data:`composer.backends.BACKENDS`.
 
 API keys are never read from the config file: a key-looking field there is refused, so a file
 that is shared, committed or backed up never carries one.
@@ -38,10 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from composer.backends import API_BACKENDS, BACKENDS
 from composer.errors import EnvironmentProblem
 from composer.models import Frozen
+from composer.plan.io import Source, read_source
 from composer.urls import redact_url
 
 if sys.version_info >= (3, 11):
@@ -55,22 +58,11 @@ if TYPE_CHECKING:
 #: The variable that names the config file outright.
 CONFIG_ENV = "COMPOSER_CONFIG"
 
-#: The backends a ``[backends.NAME]`` table may configure (``local`` has nothing to set there).
-API_BACKENDS = ("gemini", "vertex", "openai", "relay")
-
-# These mirror the constants in each backend module (tests/test_config.py checks that they
-# agree). They are spelled out here so that reading the config never imports the HTTP stack.
-KEY_VARIABLES: dict[str, tuple[str, ...]] = {
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "vertex": ("GOOGLE_OAUTH_ACCESS_TOKEN", "VERTEX_ACCESS_TOKEN"),
-    "openai": ("OPENAI_API_KEY",),
-    "relay": ("COMPOSER_RELAY_API_KEY",),
-}
+#: Each API backend's key variables, first set wins (from the backend table).
+KEY_VARIABLES: dict[str, tuple[str, ...]] = {name: BACKENDS[name].key_variables for name in API_BACKENDS}
+#: Each API backend's base-URL variable (from the backend table).
 BASE_URL_VARIABLES: dict[str, str] = {
-    "gemini": "GOOGLE_GEMINI_BASE_URL",
-    "vertex": "GOOGLE_VERTEX_BASE_URL",
-    "openai": "OPENAI_BASE_URL",
-    "relay": "COMPOSER_RELAY_BASE_URL",
+    name: var for name in API_BACKENDS if (var := BACKENDS[name].base_url_variable) is not None
 }
 #: The proxy variables httpx honours (``trust_env``), in the order a https request looks at them.
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
@@ -90,10 +82,8 @@ SETTINGS = (
     "cache_dir",
 )
 
-_KEYS_HINT = (
-    "keys come only from environment variables: GEMINI_API_KEY (gemini), GOOGLE_OAUTH_ACCESS_TOKEN "
-    "or gcloud Application Default Credentials (vertex), OPENAI_API_KEY (openai), "
-    "COMPOSER_RELAY_API_KEY (relay)"
+_KEYS_HINT = "keys come only from environment variables: " + ", ".join(
+    f"{BACKENDS[name].key_hint} ({name})" for name in API_BACKENDS
 )
 # A field name that looks like a credential: ``key``, ``api_key``, ``apikey``, ``access_token``,
 # ``client_secret``, ``password``... but not ``keyframe`` or ``monkey``.
@@ -146,12 +136,10 @@ class Defaults(_Frozen):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str | None) -> str | None:
-        from composer.backends.registry import KNOWN
-
-        if value is not None and value not in KNOWN:
-            close = difflib.get_close_matches(value, list(KNOWN), n=1)
+        if value is not None and value not in BACKENDS:
+            close = difflib.get_close_matches(value, list(BACKENDS), n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown backend {value!r}{guess}; available: {', '.join(sorted(KNOWN))}")
+            raise ValueError(f"unknown backend {value!r}{guess}; available: {', '.join(sorted(BACKENDS))}")
         return value
 
     @field_validator("proxy")
@@ -180,18 +168,19 @@ class BackendSettings(_Frozen):
         return _check_url(value, "base", ("http", "https"))
 
 
-class Backends(_Frozen):
-    gemini: BackendSettings | None = None
-    vertex: BackendSettings | None = None
-    openai: BackendSettings | None = None
-    relay: BackendSettings | None = None
+#: ``[backends]``: one optional table per API backend of the backend table.
+Backends: type[_Frozen] = create_model(
+    "Backends",
+    __base__=_Frozen,
+    **{name: (BackendSettings | None, None) for name in API_BACKENDS},  # type: ignore[call-overload]
+)
 
 
 class Config(_Frozen):
     """The whole config file."""
 
     defaults: Defaults = Defaults()
-    backends: Backends = Backends()
+    backends: Backends = Backends()  # type: ignore[valid-type]
 
     def backend(self, name: str) -> BackendSettings:
         """The ``[backends.NAME]`` table (empty when the file has none, or for ``local``)."""
@@ -538,34 +527,9 @@ def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str
     return None
 
 
-def _from_storyboard(path: str) -> tuple[Setting | None, Setting | None]:
-    """What a storyboard file (or a plan.json) says about backend and model, if it says it."""
-    # Imported here: the pipeline imports this module for with_prices.
-    from composer.pipeline import read_plan
-    from composer.storyboard.load import load_storyboard
-
-    plan = read_plan(path)
-    if plan is not None:
-        source = f"plan {path}"
-        return Setting(value=plan.generation.backend, source=source), Setting(
-            value=plan.generation.model, source=source
-        )
-    loaded = load_storyboard(path)
-    generation = loaded.storyboard.generation
-    found: list[Setting | None] = []
-    for name in ("backend", "model"):
-        position = loaded.positions.get(("generation", name))
-        found.append(
-            Setting(value=getattr(generation, name), source=f"storyboard {path}:{position[0]}")
-            if position
-            else None
-        )
-    return found[0], found[1]
-
-
 def effective_settings(
     cli_values: Mapping[str, Any],
-    storyboard_path: str | None = None,
+    storyboard: str | Path | Source | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     config: LoadedConfig | None = None,
@@ -573,167 +537,258 @@ def effective_settings(
     """The settings a command would use, each with its source.
 
     ``cli_values`` maps names in :data:`SETTINGS` to what the command line gave (None: not
-    given). ``storyboard_path`` (a storyboard or a ``plan.json``) adds the file's say on
-    backend and model; a bad storyboard raises its usual located StoryboardError. The config
-    file is read here (``config`` passes one already read).
+    given). ``storyboard`` (the path of a storyboard or a ``plan.json``, or the file read
+    already by :func:`~composer.plan.io.read_source`) adds the file's say on backend and
+    model; a bad storyboard raises its usual located StoryboardError. The config file is read
+    here (``config`` passes one already read).
     """
     unknown = set(cli_values) - set(SETTINGS)
     if unknown:
         raise ValueError(f"not settings: {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
     env = os.environ if environ is None else environ
     loaded = config if config is not None else load_config(environ=env)
-    defaults = loaded.config.defaults
-    cli = {k: v for k, v in cli_values.items() if v is not None}
+    sources = _Sources({k: v for k, v in cli_values.items() if v is not None}, loaded, env)
+    said = _from_storyboard(storyboard) if storyboard is not None else _Said()
+    backend = _backend(sources, said)
+    name = str(backend.value)
+    model = _model(sources, said, name)
+    caps = _capabilities(name, str(model.value))
+    prices, model_id, price = _prices(sources, name, str(model.value), caps)
+    return Effective(
+        config_file=str(loaded.path),
+        config_found=loaded.found,
+        backend=backend,
+        model=model,
+        base_url=_base_url(sources, name),
+        proxy=_proxy(sources),
+        concurrency=_concurrency(sources),
+        rpm=_rpm(sources, name, caps),
+        poll_interval_s=_poll_interval(sources, caps),
+        budget_usd=sources.pick(
+            "budget_usd", sources.default("budget_usd", loaded.config.defaults.budget_usd), note="no limit"
+        ),
+        workers=sources.pick(
+            "workers",
+            sources.default("workers", loaded.config.defaults.workers),
+            (min(2, os.cpu_count() or 1), "default"),
+        ),
+        cache_dir=_cache_dir(sources),
+        prices=prices,
+        model_id=model_id,
+        price_per_s=price,
+        keys=_keys(env),
+    )
 
-    def pick(name: str, *candidates: tuple[Any, str], note: str = "") -> Setting:
-        # The first candidate with a value wins; the last is the built-in default.
-        if name in cli:
-            return Setting(value=cli[name], source="command line")
+
+Candidate = tuple[Any, str]  # (value or None, where it would come from)
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """What the command line, the config file and the environment say; each setting picks from them."""
+
+    cli: Mapping[str, Any]
+    loaded: LoadedConfig
+    env: Mapping[str, str]
+
+    def pick(self, name: str, *candidates: Candidate, note: str = "") -> Setting:
+        """The command line's value, else the first candidate with one, else None (``note`` says what that means)."""
+        if name in self.cli:
+            return Setting(value=self.cli[name], source="command line")
         for value, source in candidates:
             if value is not None:
                 return Setting(value=value, source=source)
         return Setting(value=None, source="default", note=note)
 
-    said_backend, said_model = _from_storyboard(storyboard_path) if storyboard_path else (None, None)
+    def default(self, key: str, value: Any) -> Candidate:
+        """A ``[defaults]`` key's value, with its line in the config file."""
+        return value, self.loaded.source("defaults", key)
 
-    # backend: command line > storyboard file > config > the storyboard model's own default.
-    backend = pick(
+    def table(self, backend: str, key: str) -> Candidate:
+        """A ``[backends.NAME]`` key's value, with its line in the config file."""
+        return getattr(self.loaded.config.backend(backend), key), self.loaded.source("backends", backend, key)
+
+    def environment(self, *names: str, expand: bool = False) -> list[Candidate]:
+        """The first of these variables that is set, as a candidate (none when none is)."""
+        found = _first_env(self.env, names)
+        if found is None:
+            return []
+        value = str(Path(found[1]).expanduser()) if expand else found[1]
+        return [(value, f"environment {found[0]}")]
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What a storyboard file (or a plan.json) says about backend and model, where it says it."""
+
+    backend: Setting | None = None
+    model: Setting | None = None
+
+    def candidates(self, name: str) -> list[Candidate]:
+        said: Setting | None = getattr(self, name)
+        return [(said.value, said.source)] if said is not None else []
+
+
+def _from_storyboard(storyboard: str | Path | Source) -> _Said:
+    source = storyboard if isinstance(storyboard, Source) else read_source(storyboard)
+    if source.plan is not None:
+        where = f"plan {source.path}"
+        generation = source.plan.generation
+        return _Said(
+            Setting(value=generation.backend, source=where), Setting(value=generation.model, source=where)
+        )
+    assert source.storyboard is not None  # a Source holds one or the other
+    loaded = source.storyboard
+    found: dict[str, Setting] = {}
+    for name in ("backend", "model"):
+        position = loaded.positions.get(("generation", name))
+        if position:  # only what the file writes: the model's fill-ins must not hide the config
+            value = getattr(loaded.storyboard.generation, name)
+            found[name] = Setting(value=value, source=f"storyboard {source.path}:{position[0]}")
+    return _Said(**found)
+
+
+def _backend(sources: _Sources, said: _Said) -> Setting:
+    """command line > storyboard file > config > the storyboard model's own default."""
+    return sources.pick(
         "backend",
-        *([(said_backend.value, said_backend.source)] if said_backend else []),
-        (defaults.backend, loaded.source("defaults", "backend")),
+        *said.candidates("backend"),
+        sources.default("backend", sources.loaded.config.defaults.backend),
         ("local", "default"),
     )
-    name = str(backend.value)
-    table = loaded.config.backend(name)
-    # model: command line > storyboard file > [backends.NAME] > [defaults] > "fast".
-    model = pick(
+
+
+def _model(sources: _Sources, said: _Said, backend: str) -> Setting:
+    """command line > storyboard file > [backends.NAME] > [defaults] > "fast"."""
+    return sources.pick(
         "model",
-        *([(said_model.value, said_model.source)] if said_model else []),
-        (table.model, loaded.source("backends", name, "model")),
-        (defaults.model, loaded.source("defaults", "model")),
+        *said.candidates("model"),
+        sources.table(backend, "model"),
+        sources.default("model", sources.loaded.config.defaults.model),
         ("fast", "default"),
     )
 
-    base_env = BASE_URL_VARIABLES.get(name)
-    env_base = _first_env(env, (base_env,)) if base_env else None
-    base_url = pick(
+
+def _base_url(sources: _Sources, backend: str) -> Setting:
+    """command line > the backend's variable > [backends.NAME]; redacted for display."""
+    variable = BASE_URL_VARIABLES.get(backend)
+    base_url = sources.pick(
         "base_url",
-        *([(env_base[1], f"environment {env_base[0]}")] if env_base else []),
-        (table.base_url, loaded.source("backends", name, "base_url")),
-        note="the backend's own address" if name in API_BACKENDS else "not used by local",
+        *(sources.environment(variable) if variable else []),
+        sources.table(backend, "base_url"),
+        note="the backend's own address" if backend in API_BACKENDS else f"not used by {backend}",
     )
-    env_proxy = _first_env(env, PROXY_VARIABLES)
-    proxy = pick(
+    return _redacted(base_url)
+
+
+def _proxy(sources: _Sources) -> Setting:
+    """command line > the proxy variables httpx reads > [defaults]; redacted for display."""
+    proxy = sources.pick(
         "proxy",
-        *([(env_proxy[1], f"environment {env_proxy[0]}")] if env_proxy else []),
-        (defaults.proxy, loaded.source("defaults", "proxy")),
+        *sources.environment(*PROXY_VARIABLES),
+        sources.default("proxy", sources.loaded.config.defaults.proxy),
         note="none (direct)",
     )
-    # Redacted for display whatever the source (the command line too: `composer config
-    # --base-url` must not echo a key); a value from the environment is never passed on (see
-    # Effective.given), the backend or httpx reads the variable itself.
-    if isinstance(base_url.value, str):
-        base_url = base_url.model_copy(update={"value": _redact(base_url.value)})
-    if isinstance(proxy.value, str):
-        proxy = proxy.model_copy(update={"value": _redact(proxy.value)})
+    return _redacted(proxy)
 
-    from composer.jobs.remote import JobSettings
 
-    caps = _capabilities(name, str(model.value))
-    concurrency = pick(
+def _redacted(setting: Setting) -> Setting:
+    # Whatever the source (the command line too: `composer config --base-url` must not echo a
+    # key); a value from the environment is never passed on (see Effective.given), the backend
+    # or httpx reads the variable itself.
+    if isinstance(setting.value, str):
+        return setting.model_copy(update={"value": _redact(setting.value)})
+    return setting
+
+
+def _concurrency(sources: _Sources) -> Setting:
+    from composer.jobs.remote import JobSettings  # the job machinery, only for its default
+
+    return sources.pick(
         "concurrency",
-        (defaults.concurrency, loaded.source("defaults", "concurrency")),
+        sources.default("concurrency", sources.loaded.config.defaults.concurrency),
         (JobSettings().concurrency, "default"),
     )
-    rpm = pick(
+
+
+def _rpm(sources: _Sources, backend: str, caps: Capabilities | None) -> Setting:
+    return sources.pick(
         "rpm",
-        (table.rpm, loaded.source("backends", name, "rpm")),
-        (defaults.rpm, loaded.source("defaults", "rpm")),
+        sources.table(backend, "rpm"),
+        sources.default("rpm", sources.loaded.config.defaults.rpm),
         note=(
             f"the backend's ({caps.requests_per_minute}/min on the official service)"
             if caps is not None and caps.requests_per_minute
             else "no limit"
         ),
     )
-    poll = pick(
+
+
+def _poll_interval(sources: _Sources, caps: Capabilities | None) -> Setting:
+    return sources.pick(
         "poll_interval_s",
-        (defaults.poll_interval_s, loaded.source("defaults", "poll_interval_s")),
+        sources.default("poll_interval_s", sources.loaded.config.defaults.poll_interval_s),
         note=f"the backend's ({caps.poll_interval_s:g} s)" if caps is not None else "the backend's",
     )
-    budget = pick(
-        "budget_usd", (defaults.budget_usd, loaded.source("defaults", "budget_usd")), note="no limit"
-    )
-    workers = pick(
-        "workers",
-        (defaults.workers, loaded.source("defaults", "workers")),
-        (min(2, os.cpu_count() or 1), "default"),
-    )
-    env_cache = _first_env(env, (CACHE_ENV,))
-    cache_dir = pick(
+
+
+def _cache_dir(sources: _Sources) -> Setting:
+    """command line > COMPOSER_CACHE > [defaults] > the platform's user cache folder."""
+    written = sources.loaded.config.defaults.cache_dir
+    cache_dir = sources.pick(
         "cache_dir",
-        *([(str(Path(env_cache[1]).expanduser()), f"environment {CACHE_ENV}")] if env_cache else []),
-        (
-            str(Path(defaults.cache_dir).expanduser()) if defaults.cache_dir else None,
-            loaded.source("defaults", "cache_dir"),
-        ),
+        *sources.environment(CACHE_ENV, expand=True),
+        sources.default("cache_dir", str(Path(written).expanduser()) if written else None),
         note="the platform's user cache folder + composer",
     )
     if cache_dir.value is None:
-        from composer.jobs.cache import default_cache_dir
+        from composer.jobs.cache import default_cache_dir  # the cache's own rule, not a copy
 
         cache_dir = cache_dir.model_copy(update={"value": str(default_cache_dir())})
-    resolved = {(caps.resolve_model(k) if caps else k): v for k, v in table.prices.items()}
+    return cache_dir
+
+
+def _prices(
+    sources: _Sources, backend: str, model: str, caps: Capabilities | None
+) -> tuple[Setting, str, Setting]:
+    """The ``[backends.NAME] prices`` (by model id), the model's id, and its price per second.
+
+    The price is the one :meth:`~composer.backends.base.Capabilities.with_prices` gives the
+    render; its source is the config line that wins there, else the backend's list.
+    """
+    written = sources.loaded.config.backend(backend).prices
+    resolve = caps.resolve_model if caps is not None else str
+    resolved = {resolve(k): v for k, v in written.items()}
     prices = (
-        Setting(value=resolved, source=loaded.source("backends", name, "prices"))
+        Setting(value=resolved, source=sources.loaded.source("backends", backend, "prices"))
         if resolved
         else Setting(value=None, source="default", note="the backend's list prices")
     )
-    model_id = caps.resolve_model(str(model.value)) if caps else str(model.value)
-    written = [k for k in table.prices if (caps.resolve_model(k) if caps else k) == model_id]
-    if written:  # the last one written wins, as in with_prices
-        price = Setting(
-            value=resolved[model_id], source=loaded.source("backends", name, "prices", written[-1])
-        )
-    elif caps is not None and model_id in caps.price_per_s:
-        price = Setting(value=caps.price_per_s[model_id], source=f"default ({name} list price)")
+    model_id = resolve(model)
+    priced = caps.with_prices(written) if caps is not None else None
+    lines = [k for k in written if resolve(k) == model_id]
+    if lines:
+        value = priced.price_per_s[model_id] if priced is not None else resolved[model_id]
+        price = Setting(value=value, source=sources.loaded.source("backends", backend, "prices", lines[-1]))
+    elif priced is not None and model_id in priced.price_per_s:
+        price = Setting(value=priced.price_per_s[model_id], source=f"default ({backend} list price)")
     elif caps is not None and not caps.needs_key:
-        price = Setting(value=0.0, source=f"default ({name} costs nothing)")
+        price = Setting(value=0.0, source=f"default ({backend} costs nothing)")
     else:
         price = Setting(value=None, source="default", note="not known (estimates count it as 0)")
-    keys = {var: bool(env.get(var, "").strip()) for names in KEY_VARIABLES.values() for var in names}
-    return Effective(
-        config_file=str(loaded.path),
-        config_found=loaded.found,
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        proxy=proxy,
-        concurrency=concurrency,
-        rpm=rpm,
-        poll_interval_s=poll,
-        budget_usd=budget,
-        workers=workers,
-        cache_dir=cache_dir,
-        prices=prices,
-        model_id=model_id,
-        price_per_s=price,
-        keys=keys,
-    )
+    return prices, model_id, price
+
+
+def _keys(env: Mapping[str, str]) -> dict[str, bool]:
+    """Each key variable of the backend table, and whether it is set (never its value)."""
+    return {var: bool(env.get(var, "").strip()) for names in KEY_VARIABLES.values() for var in names}
 
 
 def _capabilities(name: str, model: str) -> Capabilities | None:
     # None for an unknown backend: the pipeline reports that, located in the storyboard.
-    from composer.backends import registry
+    from composer.backends import registry  # the backends' modules, only for their declared data
 
     try:
         return registry.capabilities(name, model)
     except EnvironmentProblem:
         return None
-
-
-def with_prices(capabilities: Capabilities, prices: Mapping[str, float] | None) -> Capabilities:
-    """``capabilities`` with ``prices`` (USD per second by model id or alias) laid over its own."""
-    if not prices:
-        return capabilities
-    resolved = {capabilities.resolve_model(k): float(v) for k, v in prices.items()}
-    return capabilities.model_copy(update={"price_per_s": {**capabilities.price_per_s, **resolved}})

@@ -1,10 +1,23 @@
 """The pipeline: storyboard -> plan -> takes -> outputs -> manifest. The programmatic entry point.
 
 ``validate`` and ``plan_storyboard`` stop after planning; ``render`` runs everything and
-returns a typed :class:`RenderResult`. Nothing is written before the storyboard has been
-fully checked and planned, so bad input never leaves a folder behind; every file is
-written under a temporary name and renamed. What does not live here: argument parsing and
-terminal output (``cli.py``), or any stage's own logic.
+returns a typed :class:`RenderResult`. A render is four stages, each a function of values
+whose inputs and outputs can be pickled (so an executor elsewhere can run one):
+
+1. :func:`plan_render`: the input (a storyboard, a ``plan.json``, a preview to finish) and the
+   :class:`RenderOptions` -> the plan to render (:class:`Planned`).
+2. :func:`generate`: the plan -> every segment's kept take, judged for drift and seams, each
+   brought to the output's encoding in the background (:class:`Generated`).
+3. :func:`compose`: the takes -> the outputs, exact to the frame (:class:`Composed`).
+4. :func:`write_artifacts`: ``manifest.json``, the metrics file, ``report.json`` and
+   ``report.html`` from those values (:class:`Written`).
+
+:func:`run` calls them in order (and writes ``plan.json`` and the timeline). Nothing is written
+before the storyboard has been fully checked and planned, so bad input never leaves a folder
+behind; every file is written under a temporary name and renamed. What does not live here:
+argument parsing and terminal output (``cli.py``), reading and writing plans
+(``plan/io.py``), or any stage's own logic (``plan/``, ``jobs/``, ``checks.py``,
+``compose/``, ``export/``, ``report/``).
 """
 
 from __future__ import annotations
@@ -13,7 +26,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +40,6 @@ from composer.backends import registry
 from composer.backends.remote import RemoteBackend
 from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output, prepare_take
-from composer.config import with_prices
-from composer.decide import Attempt
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, read_outputs, versions
 from composer.export.otio import timeline_notes, write_timeline
@@ -39,9 +50,9 @@ from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
 from composer.plan import modes
+from composer.plan.io import Source, read_preview, read_source, write_plan
 from composer.plan.model import OutputPlan, Plan, Segment
 from composer.plan.planner import make_plan
-from composer.plan.read import read_plan as read_plan_file
 from composer.report import write_report
 from composer.report.build import build_report
 from composer.report.model import Problem, Report
@@ -62,6 +73,44 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+
+
+def _quiet(_progress: Progress) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything a render is asked beyond its input file; the CLI builds it once from the
+    effective settings (command line over storyboard, environment and config file).
+
+    ``backend`` and ``model`` replace the storyboard's; ``force`` makes every take and output
+    again; ``cache_dir`` is the take cache (None: ``$COMPOSER_CACHE`` or the platform's);
+    ``workers`` segments are generated at once. ``regenerate``, ``max_attempts`` and
+    ``continuity`` (threshold overrides such as ``brightness_regenerate``) override the
+    storyboard's ``continuity:`` block. ``base_url`` and ``proxy`` point an API backend
+    elsewhere; ``jobs`` sets concurrency, rate limits, polling, retries and the budget;
+    ``prices`` (USD per second by model id or alias) override the backend's list prices.
+    ``preview``, ``final_from`` and ``keep`` choose the pass (docs/modes.md);
+    ``metrics_file`` also receives the run metrics in the Prometheus text format.
+    """
+
+    backend: str | None = None
+    model: str | None = None
+    force: bool = False
+    cache_dir: Path | None = None
+    workers: int | None = None
+    regenerate: bool | None = None
+    max_attempts: int | None = None
+    continuity: Mapping[str, float] = field(default_factory=dict)
+    base_url: str | None = None
+    proxy: str | None = None
+    jobs: JobSettings = field(default_factory=JobSettings)
+    prices: Mapping[str, float] | None = None
+    preview: bool = False
+    final_from: Path | None = None
+    keep: tuple[str, ...] = ()
+    metrics_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -88,19 +137,20 @@ def _override(loaded: LoadedStoryboard, backend: str | None, model: str | None) 
 
 
 def load_and_plan(
-    path: str | Path,
+    source: str | Path | LoadedStoryboard,
     *,
     backend: str | None = None,
     model: str | None = None,
-    prices: dict[str, float] | None = None,
+    prices: Mapping[str, float] | None = None,
     preview: bool = False,
 ) -> tuple[LoadedStoryboard, Plan]:
-    """Load and plan a storyboard file; every problem is a located StoryboardError.
+    """Load (unless loaded already) and plan a storyboard; every problem is a located StoryboardError.
 
     ``prices`` (USD per second by model id or alias) overrides the backend's list prices;
     ``preview`` plans the fast model at the smallest size the backend makes.
     """
-    loaded = _override(load_storyboard(path), backend, "fast" if preview and not model else model)
+    loaded = source if isinstance(source, LoadedStoryboard) else load_storyboard(source)
+    loaded = _override(loaded, backend, "fast" if preview and not model else model)
     storyboard = loaded.storyboard
     name = storyboard.generation.backend
     try:
@@ -109,7 +159,7 @@ def load_and_plan(
         if backend:  # came from the command line, not the file
             raise
         raise StoryboardError([loaded.locate("generation.backend", str(exc))]) from None
-    capabilities = with_prices(capabilities, prices)
+    capabilities = capabilities.with_prices(prices)
     if preview:
         storyboard = modes.for_preview(storyboard, capabilities)
     images = sorted({s.image for s in storyboard.scenes if s.image})
@@ -127,15 +177,6 @@ def load_and_plan(
     if preview:
         plan = plan.model_copy(update={"generation": plan.generation.model_copy(update={"mode": "preview"})})
     return loaded, plan
-
-
-def read_plan(path: str | Path) -> Plan | None:
-    """The plan in ``path`` if it is a ``plan.json`` (rendering from it needs no storyboard), else None.
-
-    Checked like a storyboard (:func:`composer.plan.read.read_plan`): located errors, and
-    output names that are plain file names.
-    """
-    return read_plan_file(path)
 
 
 def validate(path: str | Path, *, backend: str | None = None, strict: bool = False) -> Plan:
@@ -184,6 +225,9 @@ def _inputs_key(plan: Plan, index: int, take_keys: list[str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+# -- the whole render -----------------------------------------------------------------------------
+
+
 def render(
     source: str | Path | None,
     out_dir: str | Path | None = None,
@@ -195,49 +239,208 @@ def render(
     workers: int | None = None,
     regenerate: bool | None = None,
     max_attempts: int | None = None,
-    continuity: dict[str, float] | None = None,
+    continuity: Mapping[str, float] | None = None,
     on_progress: ProgressFn | None = None,
     base_url: str | None = None,
     proxy: str | None = None,
     jobs: JobSettings | None = None,
-    prices: dict[str, float] | None = None,
+    prices: Mapping[str, float] | None = None,
     preview: bool = False,
     final_from: str | Path | None = None,
     keep: Sequence[str] = (),
     metrics_file: str | Path | None = None,
 ) -> RenderResult:
-    """Render a storyboard file, or a ``plan.json``, to ``out_dir`` (default ``renders/<stem>/``,
-    or the plan's own folder).
+    """Render a storyboard file, or a ``plan.json``, into ``out_dir``; returns what was written.
 
-    Writes ``part01.mp4``..., ``plan.json``, ``manifest.json``, ``report.json`` and
-    ``report.html``. Takes come from the cache when their request was made before (``force``
-    makes them again). Every take is checked for drift and seams; ``regenerate``,
-    ``max_attempts`` and ``continuity`` (threshold overrides such as ``brightness_regenerate``)
-    override the storyboard's ``continuity:`` block. ``base_url`` and ``proxy`` point an API
-    backend elsewhere (a relay, the simulator); ``jobs`` sets concurrency, rate limits, polling,
-    retries and the budget; ``prices`` (USD per second by model id) overrides the backend's list
-    prices for the plan's estimate and the budget. ``preview`` renders with the fast model at
-    the smallest size the backend makes (default folder ``renders/<stem>-preview/``);
-    ``final_from`` (a preview's folder; ``source`` may then be None) renders with the quality
-    model, reusing the seeds each segment's approved take was made with, and only the segments
-    in ``keep`` when given (outputs missing one are not composed). ``metrics_file`` also writes
-    the manifest's run metrics there in the Prometheus text format (docs/metrics.md), a failed
-    render's too. Ctrl-C raises
-    :class:`~composer.errors.Interrupted` after finished takes are safely in the cache. When segments cannot be made (a safety block, a refused
-    request, the budget), the operations already in flight are finished and cached,
-    ``manifest.json`` and the report say what happened, and the first failure is raised.
+    The outputs (``part01.mp4``...) are each exactly the storyboard's length, joined with
+    crossfades; beside them go ``plan.json``, ``manifest.json`` (every take, its cost and
+    timings), ``report.json`` and ``report.html`` (the drift and seam checks) and the timeline.
+    ``out_dir`` defaults to ``renders/<stem>/`` (``renders/<stem>-preview/`` for a preview,
+    the plan's own folder for a ``plan.json``). Takes come from the cache when the same
+    request was made before. Every take is checked for drift and seams and made again when
+    a check fails, up to the attempts allowed.
+
+    The keyword arguments are the fields of :class:`RenderOptions`, which documents each;
+    ``source`` may be None with ``final_from`` (the preview's storyboard is rendered).
+    ``on_progress`` receives a :class:`Progress` for each step.
+
+    Ctrl-C raises :class:`~composer.errors.Interrupted` once finished takes are safely in
+    the cache. When segments cannot be made (a safety block, a refused request, the budget),
+    the operations in flight are finished and cached, the manifest and the report say what
+    happened, and the first failure is raised.
+    """
+    options = RenderOptions(
+        backend=backend,
+        model=model,
+        force=force,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        workers=workers,
+        regenerate=regenerate,
+        max_attempts=max_attempts,
+        continuity=dict(continuity or {}),
+        base_url=base_url,
+        proxy=proxy,
+        jobs=jobs or JobSettings(),
+        prices=dict(prices) if prices is not None else None,
+        preview=preview,
+        final_from=Path(final_from) if final_from is not None else None,
+        keep=tuple(keep),
+        metrics_file=Path(metrics_file) if metrics_file is not None else None,
+    )
+    return run(source, options, out_dir, on_progress)
+
+
+def run(
+    source: str | Path | Source | None,
+    options: RenderOptions,
+    out_dir: str | Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> RenderResult:
+    """:func:`render` with its options given as one value, and its input perhaps read already
+    (:func:`~composer.plan.io.read_source`): the stages one after another."""
+    started = time.perf_counter()
+    progress = on_progress or _quiet
+    planned = plan_render(source, options)
+    plan = planned.plan
+    out = Path(out_dir) if out_dir is not None else planned.out_dir
+    generated = generate(plan, options, progress)
+    generated_at = time.perf_counter()
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the output folder {out} ({exc.strerror}); choose another with -o"
+        ) from None
+    plan_path = out / "plan.json"
+    write_plan(plan_path, plan)
+    previous = {} if options.force else read_outputs(out / "manifest.json")
+    try:
+        composed = compose(plan, generated, out, previous, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "stopped while composing; no half-written output was left, and every take is cached"
+        ) from None
+    finished = time.perf_counter()
+    timings = {
+        "generate": round(generated_at - started, 3),
+        "compose": round(finished - generated_at, 3),
+        "total": round(finished - started, 3),
+        # What a user waits for after the last take is accepted: its normalising (none for a
+        # take generated in the output encoding) and the assembly of the outputs.
+        "tail": round(finished - generated_at + generated.since_last_accept_s, 3),
+    }
+    written = write_artifacts(plan, planned.source_path, out, generated, composed, options, timings, progress)
+    if generated.failure is not None:
+        failure = generated.failure
+        failure.args = (
+            f"{failure}\n(the drift report lists what could not be made: {written.report_path.resolve()})",
+        )
+        raise failure
+    write_timeline(out)  # timeline.otio from the files just written (docs/timeline.md)
+    return RenderResult(
+        out.resolve(),
+        list(composed.paths.values()),
+        plan_path.resolve(),
+        written.manifest_path.resolve(),
+        written.manifest,
+        plan,
+        report_path=written.report_path.resolve(),
+        report=written.report,
+    )
+
+
+# -- stage 1: the plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The plan to render, the file it came from, and the output folder when none is given."""
+
+    plan: Plan
+    source_path: Path
+    out_dir: Path
+
+
+def plan_render(source: str | Path | Source | None, options: RenderOptions) -> Planned:
+    """The plan a render makes: the storyboard's (or the ``plan.json``'s), for a preview or the
+    final pass of one, with the options' backend, model, prices and continuity laid over it."""
+    if options.preview and options.final_from is not None:
+        raise PlanError("--preview and --final are two passes: run the preview first, then --final --from it")
+    if options.keep and options.final_from is None:
+        raise PlanError("--keep picks segments of a preview to finish; use it with --final --from RUN_DIR")
+    earlier = read_preview(options.final_from) if options.final_from is not None else None
+    if source is None:
+        if earlier is None:
+            raise PlanError("give a storyboard file (or a plan.json) to render")
+        source = earlier[0].storyboard.path
+    read = source if isinstance(source, Source) else read_source(source)
+    backend, model = options.backend, options.model
+    if read.plan is not None:
+        if backend or model or options.preview or earlier:
+            raise PlanError(
+                "a plan.json fixes its backend, model and size; give the storyboard to change them "
+                "(--preview and --final plan it again)"
+            )
+        planned = Planned(read.plan, read.path, read.path.parent)
+    else:
+        assert read.storyboard is not None  # a Source holds one or the other
+        if earlier is not None:
+            backend = backend or earlier[0].generation.backend
+            model = model or "quality"
+        loaded, plan = load_and_plan(
+            read.storyboard, backend=backend, model=model, prices=options.prices, preview=options.preview
+        )
+        out_default = default_out_dir(loaded.path)
+        if options.preview:
+            out_default = out_default.with_name(out_default.name + "-preview")
+        if earlier is not None:
+            preview_plan, kept = earlier
+            plan = modes.final_plan(
+                plan, preview_plan, modes.approved_seeds(preview_plan, kept), options.keep
+            )
+        planned = Planned(plan, loaded.path, out_default)
+    plan = with_continuity(
+        planned.plan,
+        regenerate=options.regenerate,
+        max_attempts=options.max_attempts,
+        overrides=dict(options.continuity),
+    )
+    return Planned(plan, planned.source_path, planned.out_dir)
+
+
+# -- stage 2: generate and judge ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What generating and judging left: the kept takes, every take's record, the judge's
+    measurements, and the failure that stopped it (None when every segment was made)."""
+
+    result: RunResult
+    takes: list[TakeRecord]
+    judge: ContinuityJudge
+    notes: list[str]
+    normalize_s: dict[str, float]
+    cache_dir: Path
+    remote: bool
+    failure: ComposerError | None
+    #: Seconds from the last accepted take (or the stage's start) to the stage's end.
+    since_last_accept_s: float
+
+
+def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quiet) -> Generated:
+    """Make every segment of ``plan`` (or take it from the cache), judge it, and make it again
+    when a check fails; kept takes are brought to the output's encoding in the background.
+
+    A failure that stops the run (a refused request, the budget) is returned, not raised, once
+    the operations in flight are finished and cached; Ctrl-C raises
+    :class:`~composer.errors.Interrupted`.
     """
     started = time.perf_counter()
-    report = on_progress or (lambda _p: None)
-    plan, source_path, out_default = _plan_for(
-        source, backend=backend, model=model, prices=prices, preview=preview, final_from=final_from, keep=keep
-    )
-    plan = with_continuity(plan, regenerate=regenerate, max_attempts=max_attempts, overrides=continuity)
-    settings = plan.continuity
-    out = Path(out_dir) if out_dir is not None else out_default
-    cache = TakeCache(Path(cache_dir) if cache_dir else None)
     ffmpeg.ffmpeg_exe()  # fail early, before any generation, if there is no ffmpeg
-
+    settings = plan.continuity
+    cache = TakeCache(options.cache_dir)
     total_chunks = plan.api_calls
     done_chunks = 0
     records: list[TakeRecord] = []
@@ -246,25 +449,9 @@ def render(
         nonlocal done_chunks, total_chunks
         done_chunks += 1
         total_chunks = max(total_chunks, done_chunks)  # regenerations add chunks
-        take = event.take
-        records.append(
-            TakeRecord(
-                segment=event.segment,
-                chunk=event.chunk,
-                kind=take.request.kind,
-                key=take.key,
-                path=str(take.path),
-                cached=event.cached,
-                frames=take.clip.frames,
-                duration_s=take.clip.duration_s,
-                requested_s=take.request.duration_s,
-                generation_s=take.generation_s,
-                cost_usd=0.0 if event.cached else take.clip.cost_usd,
-                **_job_fields(event),
-            )
-        )
+        records.append(_take_record(event))
         verb = "cached" if event.cached else "generated"
-        report(
+        on_progress(
             Progress(
                 "generate",
                 done_chunks,
@@ -273,12 +460,14 @@ def render(
             )
         )
 
-    jobs = jobs or JobSettings()
     instance = registry.create(
-        plan.generation.backend, base_url=base_url, proxy=proxy, model=plan.generation.model_id
+        plan.generation.backend,
+        base_url=options.base_url,
+        proxy=options.proxy,
+        model=plan.generation.model_id,
     )
     # The budget reads the instance's prices (jobs/remote.py), so overrides must reach it too.
-    instance.capabilities = with_prices(instance.capabilities, prices)
+    instance.capabilities = instance.capabilities.with_prices(options.prices)
     judge = ContinuityJudge(plan, settings.overrides(), store=cache.root / "checks")
     # Encode once: each take is brought to the output's encoding (keyframes where its
     # crossfades fall) in the background while other segments are still being generated, so
@@ -318,20 +507,22 @@ def render(
         prepared.append(normalizer.submit(normalize, segment, take))
 
     try:
-        report(Progress("generate", 0, total_chunks, f"{len(plan.segments)} segments, {total_chunks} chunks"))
+        on_progress(
+            Progress("generate", 0, total_chunks, f"{len(plan.segments)} segments, {total_chunks} chunks")
+        )
         runner = Runner(
             plan,
             instance,
             cache,
-            workers=workers or min(2, os.cpu_count() or 1),
-            force=force,
+            workers=options.workers or min(2, os.cpu_count() or 1),
+            force=options.force,
             on_event=on_take,
             judge=judge,
             max_attempts=settings.max_attempts,
             regenerate=settings.regenerate,
             on_accept=on_accept,
             on_candidate=on_candidate,
-            jobs=jobs,
+            jobs=options.jobs,
         )
         failure: ComposerError | None = None
         try:
@@ -353,98 +544,80 @@ def render(
         if not isinstance(instance, RemoteBackend):
             instance.close()  # an API backend's connections were closed on the runner's event loop
         normalizer.shutdown(wait=True, cancel_futures=True)
-    generated_at = time.perf_counter()
+    order = {s.id: i for i, s in enumerate(plan.segments)}
+    records.sort(key=lambda r: (order[r.segment], r.chunk))
+    return Generated(
+        result=result,
+        takes=records,
+        judge=judge,
+        notes=notes,
+        normalize_s=normalize_s,
+        cache_dir=cache.root,
+        remote=isinstance(instance, RemoteBackend),
+        failure=failure,
+        since_last_accept_s=time.perf_counter() - last_accept,
+    )
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"cannot create the output folder {out} ({exc.strerror}); choose another with -o"
-        ) from None
-    plan_path = out / "plan.json"
-    write_json_atomic(plan_path, plan.model_dump(mode="json"))
-    manifest_path = out / "manifest.json"
-    # Nothing is composed when segments are missing (a failure: the manifest and report say
-    # why; a final render of some segments: the outputs made only of those are).
+
+def _take_record(event: TakeEvent) -> TakeRecord:
+    take = event.take
+    return TakeRecord(
+        segment=event.segment,
+        chunk=event.chunk,
+        kind=take.request.kind,
+        key=take.key,
+        path=str(take.path),
+        cached=event.cached,
+        frames=take.clip.frames,
+        duration_s=take.clip.duration_s,
+        requested_s=take.request.duration_s,
+        generation_s=take.generation_s,
+        cost_usd=0.0 if event.cached else take.clip.cost_usd,
+        **_job_fields(event),
+    )
+
+
+# -- stage 3: compose -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Composed:
+    """The outputs composed (or kept from an earlier render), and notes on those left out."""
+
+    outputs: list[OutputRecord]
+    paths: dict[str, Path]
+    notes: list[str]
+
+
+def compose(
+    plan: Plan,
+    generated: Generated,
+    out: Path,
+    previous: Mapping[str, Mapping[str, Any]],
+    on_progress: ProgressFn = _quiet,
+) -> Composed:
+    """Compose into ``out`` every output whose segments were all made; an output whose file and
+    inputs match ``previous`` (an earlier manifest's records, by name) is kept as it is.
+
+    Nothing is composed when generation failed (the manifest and the report say why); a final
+    render of some segments (``--keep``) composes the outputs made only of those.
+    """
+    takes = generated.result.segment_takes
     complete = [
         (index, output)
         for index, output in enumerate(plan.outputs)
-        if failure is None and all(s.id in result.segment_takes for s in output.segments)
+        if generated.failure is None and all(s.id in takes for s in output.segments)
     ]
-    if failure is None:
+    notes: list[str] = []
+    if generated.failure is None:
         made = {o.name for _, o in complete}
         notes.extend(
             f"{o.name} was not composed: not all its segments were kept (--keep)"
             for o in plan.outputs
             if o.name not in made
         )
-    previous = {} if force else read_outputs(manifest_path)
-    try:
-        output_records, paths = _compose_outputs(plan, complete, result.segment_takes, out, previous, report)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "stopped while composing; no half-written output was left, and every take is cached"
-        ) from None
-    finished = time.perf_counter()
-
-    notes.extend(timeline_notes())  # how to get timeline.otio, when OpenTimelineIO is missing
-    manifest = _manifest(
-        plan,
-        source_path,
-        plan_path,
-        cache,
-        records,
-        output_records,
-        result,
-        notes,
-        jobs,
-        normalize_s,
-        remote=isinstance(instance, RemoteBackend),
-        timings={
-            "generate": round(generated_at - started, 3),
-            "compose": round(finished - generated_at, 3),
-            "total": round(finished - started, 3),
-            # What a user waits for after the last take is accepted: its normalising (none for
-            # a take generated in the output encoding) and the assembly of the outputs.
-            "tail": round(finished - last_accept, 3),
-        },
-    )
-    write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
-    if metrics_file is not None and manifest.metrics is not None:
-        # Before the report and before a failure is raised: a failed render's numbers matter most.
-        title = plan.storyboard.title or Path(plan.storyboard.path).stem
-        write_metrics(Path(metrics_file), manifest.metrics, {"storyboard": title})
-    report(Progress("report", 0, 1, "drift report"))
-    drift_report = build_report(
-        plan,
-        paths,
-        result,
-        judge,
-        regenerate=settings.regenerate,
-        max_attempts=settings.max_attempts,
-        problems=[Problem(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
-        budget_usd=jobs.budget_usd,
-        metrics=manifest.metrics,
-        notes=[_fallback_note(f) for f in result.fallbacks],
-    )
-    _, report_html = write_report(drift_report, out)
-    report(Progress("report", 1, 1, report_html.name))
-    if failure is not None:
-        failure.args = (
-            f"{failure}\n(the drift report lists what could not be made: {report_html.resolve()})",
-        )
-        raise failure
-    write_timeline(out)  # timeline.otio from the files just written (docs/timeline.md)
-    return RenderResult(
-        out.resolve(),
-        list(paths.values()),
-        plan_path.resolve(),
-        manifest_path.resolve(),
-        manifest,
-        plan,
-        report_path=report_html.resolve(),
-        report=drift_report,
-    )
+    records, paths = _compose_outputs(plan, complete, takes, out, previous, on_progress)
+    return Composed(records, paths, notes)
 
 
 def _compose_outputs(
@@ -452,7 +625,7 @@ def _compose_outputs(
     outputs: list[tuple[int, OutputPlan]],
     takes: dict[str, Take],
     out: Path,
-    previous: dict[str, dict[str, Any]],
+    previous: Mapping[str, Mapping[str, Any]],
     report: ProgressFn,
 ) -> tuple[list[OutputRecord], dict[str, Path]]:
     """Compose each output (or keep the file an earlier render made from the same takes)."""
@@ -497,61 +670,55 @@ def _compose_outputs(
     return records, paths
 
 
-def _plan_for(
-    source: str | Path | None,
-    *,
-    backend: str | None,
-    model: str | None,
-    prices: dict[str, float] | None,
-    preview: bool,
-    final_from: str | Path | None,
-    keep: Sequence[str],
-) -> tuple[Plan, Path, Path]:
-    """The plan to render, the file it came from, and the default output folder."""
-    if preview and final_from is not None:
-        raise PlanError("--preview and --final are two passes: run the preview first, then --final --from it")
-    if keep and final_from is None:
-        raise PlanError("--keep picks segments of a preview to finish; use it with --final --from RUN_DIR")
-    earlier = read_preview(Path(final_from)) if final_from is not None else None
-    if source is None:
-        if earlier is None:
-            raise PlanError("give a storyboard file (or a plan.json) to render")
-        source = earlier[0].storyboard.path
-    plan_file = read_plan(source)
-    if plan_file is not None:
-        if backend or model or preview or earlier:
-            raise PlanError(
-                "a plan.json fixes its backend, model and size; give the storyboard to change them "
-                "(--preview and --final plan it again)"
-            )
-        return plan_file, Path(source), Path(source).parent
-    if earlier is not None:
-        backend = backend or earlier[0].generation.backend
-        model = model or "quality"
-    loaded, plan = load_and_plan(source, backend=backend, model=model, prices=prices, preview=preview)
-    out_default = default_out_dir(loaded.path)
-    if preview:
-        out_default = out_default.with_name(out_default.name + "-preview")
-    if earlier is not None:
-        preview_plan, kept = earlier
-        plan = modes.final_plan(plan, preview_plan, modes.approved_seeds(preview_plan, kept), keep)
-    return plan, loaded.path, out_default
+# -- stage 4: the manifest, the metrics and the report --------------------------------------------
 
 
-def read_preview(run_dir: Path) -> tuple[Plan, dict[str, tuple[int, list[Attempt]]]]:
-    """A preview's plan, and per segment the attempt it kept with every attempt made."""
-    plan = read_plan(run_dir / "plan.json")
-    try:
-        report = Report.model_validate_json((run_dir / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        report = None
-    if plan is None or report is None:
-        raise PlanError(
-            f"{run_dir} holds no finished render (plan.json and report.json); "
-            "render the preview with `composer render FILE --preview` first"
-        )
-    kept = {s.id: (s.kept_attempt, list(s.attempts)) for o in report.outputs for s in o.segments}
-    return plan, kept
+@dataclass(frozen=True)
+class Written:
+    """The manifest and the drift report a render wrote, and where."""
+
+    manifest_path: Path
+    manifest: Manifest
+    report_path: Path
+    report: Report
+
+
+def write_artifacts(
+    plan: Plan,
+    source_path: Path,
+    out: Path,
+    generated: Generated,
+    composed: Composed,
+    options: RenderOptions,
+    timings: Mapping[str, float],
+    on_progress: ProgressFn = _quiet,
+) -> Written:
+    """Write ``manifest.json``, the metrics file (``options.metrics_file``) and the drift report
+    (``report.json``, ``report.html``) into ``out``; a failed render's too, which matter most."""
+    notes = [*generated.notes, *composed.notes, *timeline_notes()]  # timeline_notes: when OTIO is missing
+    manifest = _manifest(plan, source_path, out / "plan.json", generated, composed, notes, options, timings)
+    manifest_path = out / "manifest.json"
+    write_json_atomic(manifest_path, manifest.model_dump(mode="json"))
+    if options.metrics_file is not None and manifest.metrics is not None:
+        title = plan.storyboard.title or Path(plan.storyboard.path).stem
+        write_metrics(options.metrics_file, manifest.metrics, {"storyboard": title})
+    on_progress(Progress("report", 0, 1, "drift report"))
+    result = generated.result
+    drift_report = build_report(
+        plan,
+        composed.paths,
+        result,
+        generated.judge,
+        regenerate=plan.continuity.regenerate,
+        max_attempts=plan.continuity.max_attempts,
+        problems=[Problem(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
+        budget_usd=options.jobs.budget_usd,
+        metrics=manifest.metrics,
+        notes=[_fallback_note(f) for f in result.fallbacks],
+    )
+    _, report_html = write_report(drift_report, out)
+    on_progress(Progress("report", 1, 1, report_html.name))
+    return Written(manifest_path, manifest, report_html, drift_report)
 
 
 def _fallback_note(fallback: Fallback) -> str:
@@ -583,44 +750,40 @@ def _manifest(
     plan: Plan,
     source_path: Path,
     plan_path: Path,
-    cache: TakeCache,
-    records: list[TakeRecord],
-    outputs: list[OutputRecord],
-    result: RunResult,
+    generated: Generated,
+    composed: Composed,
     notes: list[str],
-    jobs: JobSettings,
-    normalize_s: dict[str, float],
-    *,
-    remote: bool,
-    timings: dict[str, float],
+    options: RenderOptions,
+    timings: Mapping[str, float],
 ) -> Manifest:
-    order = {s.id: i for i, s in enumerate(plan.segments)}
-    records.sort(key=lambda r: (order[r.segment], r.chunk))
+    result, records = generated.result, generated.takes
     manifest = Manifest(
         composer_version=__version__,
         storyboard=str(source_path.resolve()),
         backend=plan.generation.backend,
         model_id=plan.generation.model_id,
         plan=str(plan_path.resolve()),
-        cache_dir=str(cache.root.resolve()),
+        cache_dir=str(generated.cache_dir.resolve()),
         takes=records,
         segments=[
-            SegmentRecord(id=seg.id, **result.timings[seg.id], normalize_s=normalize_s.get(seg.id, 0.0))
+            SegmentRecord(
+                id=seg.id, **result.timings[seg.id], normalize_s=generated.normalize_s.get(seg.id, 0.0)
+            )
             for seg in plan.segments
             if seg.id in result.timings
         ],
-        outputs=outputs,
+        outputs=composed.outputs,
         cache_hits=result.cache_hits,
         generated=result.generated,
         cost_usd=round(sum(r.cost_usd for r in records), 4),
-        timings_s=timings,
+        timings_s=dict(timings),
         versions=versions(ffmpeg.ffmpeg_version(), ffmpeg.ffmpeg_exe()),
         notes=notes,
         status="failed" if result.failures else "complete",
         failures=[FailureRecord(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
         abandoned_operations=result.abandoned,
         fallbacks=[asdict(f) for f in result.fallbacks],
-        budget_usd=jobs.budget_usd,
+        budget_usd=options.jobs.budget_usd,
         knobs_not_sent=[
             KnobNotSent(segment=seg.id, knob=knob, value=value, backend=plan.generation.backend)
             for seg in plan.segments
@@ -634,7 +797,7 @@ def _manifest(
         manifest.abandoned_operations,
         backend=manifest.backend,
         model_id=manifest.model_id,
-        remote=remote,
+        remote=generated.remote,
         # As the report counts them: kept after the attempts ran out with a check still failing.
         segments_flagged=sum(1 for h in result.histories.values() if h.final.action == "keep_best"),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from composer.cli import main
-from composer.plan.read import name_problem, read_plan
+from composer.plan.io import name_problem, read_plan
 
 BOARD = (
     "version: 1\ntitle: plan test\noutput:\n  length_s: 4\n  resolution: 160x96\n  crossfade_s: 0.5\n"

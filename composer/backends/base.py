@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -72,6 +73,14 @@ class Capabilities(Frozen):
         if name not in KNOBS:
             raise ValueError(f"unknown knob {name!r}; the knobs are {', '.join(KNOBS)}")
         return bool(getattr(self, name))
+
+    def with_prices(self, prices: Mapping[str, float] | None) -> Capabilities:
+        """These capabilities with ``prices`` (USD per second by model id or alias) laid over the
+        list prices; where two names stand for one model, the last one written wins."""
+        if not prices:
+            return self
+        resolved = {self.resolve_model(k): float(v) for k, v in prices.items()}
+        return self.model_copy(update={"price_per_s": {**self.price_per_s, **resolved}})
 
     @property
     def longest_clip_s(self) -> float:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from composer.backends import remote
+from composer.backends import BACKENDS, remote
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.backends.http import Http, dumps
 from composer.backends.remote import Operation, OperationStatus, RemoteBackend
@@ -28,8 +28,8 @@ from composer.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
-KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
+KEY_ENV = BACKENDS["gemini"].key_variables
+BASE_URL_ENV = BACKENDS["gemini"].base_url_variable
 
 #: List prices (USD per generated second, late 2025); ``--price`` style overrides live in jobs/.
 VEO_PRICES = {

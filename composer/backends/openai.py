@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from composer.backends import remote
+from composer.backends import BACKENDS, remote
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.backends.gemini import VEO_PRICES
 from composer.backends.http import Http, dumps
@@ -25,8 +25,8 @@ from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV = "OPENAI_API_KEY"
-BASE_URL_ENV = "OPENAI_BASE_URL"
+KEY_ENV = BACKENDS["openai"].key_variables[0]
+BASE_URL_ENV = BACKENDS["openai"].base_url_variable
 #: "0" / "false" / "no" / "off" for relays that do not offer ``POST /videos/extensions``.
 EXTENSIONS_ENV = "COMPOSER_OPENAI_EXTENSIONS"
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
-from composer.backends import remote
+from composer.backends import BACKENDS, remote
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.backends.gemini import VEO_PRICES
 from composer.backends.http import Http, dumps
 from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import EnvironmentProblem, RetryableError, TerminalError
 
-KEY_ENV = "COMPOSER_RELAY_API_KEY"
-BASE_URL_ENV = "COMPOSER_RELAY_BASE_URL"
+KEY_ENV = BACKENDS["relay"].key_variables[0]
+BASE_URL_ENV = BACKENDS["relay"].base_url_variable
 
 CAPABILITIES = Capabilities(
     name="relay",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from composer.backends import remote
+from composer.backends import BACKENDS, remote
 from composer.backends.base import Capabilities, GenerationRequest, TakeInput
 from composer.backends.gemini import VEO_PRICES, image_part, operation_status
 from composer.backends.http import Http, dumps, origin
@@ -29,11 +29,11 @@ from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import EnvironmentProblem, RetryableError, TerminalError
 
 API_VERSION = "v1"
-TOKEN_ENV = ("GOOGLE_OAUTH_ACCESS_TOKEN", "VERTEX_ACCESS_TOKEN")
+TOKEN_ENV = BACKENDS["vertex"].key_variables
 PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
 LOCATION_ENV = "GOOGLE_CLOUD_LOCATION"
 DEFAULT_LOCATION = "us-central1"
-BASE_URL_ENV = "GOOGLE_VERTEX_BASE_URL"
+BASE_URL_ENV = BACKENDS["vertex"].base_url_variable
 STORAGE_URI_ENV = "COMPOSER_VERTEX_STORAGE_URI"
 GCS_BASE_URL_ENV = "COMPOSER_GCS_BASE_URL"
 DEFAULT_GCS_BASE_URL = "https://storage.googleapis.com"

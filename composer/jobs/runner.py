@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import ffmpeg
+from composer.backends import encodes_output
 from composer.backends.base import Backend, ClipInfo, GenerationRequest, ImageRef, TakeInput
 from composer.backends.remote import RemoteBackend
 from composer.decide import Attempt, Check, Decision, decide
@@ -131,10 +132,11 @@ def request_for(
         first_frame=first if chunk.kind == "generate" else None,
         parent=parent.key if parent is not None and chunk.kind == "extend" else None,
         options=(
-            # The local generator encodes straight into the output encoding, with IDR frames
-            # where its output's crossfades fall, so its takes are assembled without a re-encode.
+            # A backend that encodes straight into the output encoding (the local generator)
+            # gets IDR frames where its output's crossfades fall: its takes are assembled
+            # without a re-encode.
             {"drift": plan.generation.drift, "keyframes": list(plan.take_keyframes(segment))}
-            if plan.generation.backend == "local"
+            if encodes_output(plan.generation.backend)
             else ({"endpoint": endpoint} if endpoint else {})
         ),
         # Only the knobs the backend takes: one it cannot take is not sent, and so is no part

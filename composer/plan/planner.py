@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from composer.backends.base import Capabilities, Size
@@ -136,17 +137,33 @@ def make_plan(
     image_hashes: dict[str, str] | None = None,
     composer_version: str = "0",
 ) -> Plan:
-    """Plan ``storyboard`` for a backend with ``capabilities``; raises PlanError (with a field)."""
+    """Plan ``storyboard`` for a backend with ``capabilities``; raises PlanError (with a field).
+
+    The steps, in order: check the settings and the scenes, fit the timeline to whole outputs,
+    then lay out each output (:func:`plan_output`: its segments, joins and chunks).
+    """
     out = storyboard.output
     fps = out.fps
     length = to_frames(out.length_s, fps)
     fade = to_frames(out.crossfade_s, fps)
     target = to_frames(storyboard.generation.segment_s, fps)
     _check_settings(storyboard, fps, length, fade, target)
-    image_hashes = image_hashes or {}
     notes: list[str] = []
-
     scene_frames = _scene_frames(storyboard, fps)
+    _check_scenes(storyboard, scene_frames, fade, fps)
+    timeline = fit_to_outputs(storyboard, scene_frames, length, fps, notes)
+    max_nominal = _longest_segment(storyboard, capabilities, fps, fade)
+    layout = _Layout(
+        storyboard, capabilities, fps, length, fade, target, max_nominal, image_hashes or {}, timeline.starts
+    )
+    outputs = tuple(plan_output(layout, k, notes) for k in range(timeline.total // length))
+    ref = StoryboardRef(path=storyboard_path, sha256=storyboard_sha256, title=storyboard.title)
+    return _plan(storyboard, ref, capabilities, fps, fade, timeline, outputs, notes, composer_version)
+
+
+def _check_scenes(storyboard: Storyboard, scene_frames: list[int], fade: int, fps: Fraction) -> None:
+    """Every scene lasts a frame at least, and at least its crossfade out."""
+    out = storyboard.output
     for index, (scene, frames) in enumerate(zip(storyboard.scenes, scene_frames, strict=False)):
         if frames < 1:
             raise PlanError(
@@ -165,7 +182,25 @@ def make_plan(
                 f"scenes[{index}].duration_s",
             )
 
-    total = sum(scene_frames)
+
+@dataclass(frozen=True)
+class Timeline:
+    """The scenes on one timeline of whole outputs: each scene's first frame (and the end)."""
+
+    starts: tuple[int, ...]
+    total: int  # frames that go into outputs
+    extended: int  # frames added to the last scene (remainder: extend)
+    dropped: int  # frames left out at the end (remainder: drop)
+
+
+def fit_to_outputs(
+    storyboard: Storyboard, scene_frames: list[int], length: int, fps: Fraction, notes: list[str]
+) -> Timeline:
+    """The timeline cut into outputs of ``length`` frames, its remainder handled as
+    ``output.remainder`` says (a note for each change)."""
+    out = storyboard.output
+    frames = list(scene_frames)
+    total = sum(frames)
     remainder = total % length
     extended = dropped = 0
     if remainder:
@@ -177,7 +212,7 @@ def make_plan(
             )
         if out.remainder == "extend":
             extended = length - remainder
-            scene_frames[-1] += extended
+            frames[-1] += extended
             notes.append(
                 f"{short}: the last scene was lengthened by {float(Fraction(extended) / fps):g} s to fill the last output"
             )
@@ -190,130 +225,194 @@ def make_plan(
             notes.append(
                 f"{short}: the last {float(Fraction(dropped) / fps):g} s are left out (remainder: drop)"
             )
-    total = sum(scene_frames) - dropped
+    starts = [0]
+    for scene in frames:
+        starts.append(starts[-1] + scene)
+    return Timeline(tuple(starts), sum(frames) - dropped, extended, dropped)
 
-    # The longest segment a backend chain can make, leaving room for a full fade of handles.
+
+def _longest_segment(storyboard: Storyboard, capabilities: Capabilities, fps: Fraction, fade: int) -> int:
+    """The most frames a segment may cover: the longest chain the backend can make, less room
+    for a full fade of handles and a skipped continued frame."""
     max_clip = math.floor(Fraction(str(capabilities.longest_clip_s)) * fps)
-    max_nominal = max_clip - fade - 1  # room for both handles and a skipped continued frame
+    max_nominal = max_clip - fade - 1
     if max_nominal < 1:
         raise PlanError(
             f"{capabilities.name} makes clips of at most {capabilities.longest_clip_s:g} s, too short for a "
-            f"{out.crossfade_s:g} s crossfade; shorten output.crossfade_s",
+            f"{storyboard.output.crossfade_s:g} s crossfade; shorten output.crossfade_s",
             "output.crossfade_s",
         )
+    return max_nominal
 
-    starts = [0]
-    for frames in scene_frames:
-        starts.append(starts[-1] + frames)
 
-    width, height = out.resolution
-    outputs: list[OutputPlan] = []
-    previous_by_scene: dict[int, tuple[str, int]] = {}  # scene -> (segment id, its clip frames)
-    parts_made: dict[int, int] = {}  # scene -> segments planned so far
-    for k in range(total // length):
-        o_start, o_end = k * length, (k + 1) * length
-        pieces: list[tuple[int, int]] = []  # (scene index, frames in this output)
-        for index in range(len(scene_frames)):
-            lo, hi = max(starts[index], o_start), min(starts[index + 1], o_end)
-            if hi > lo:
-                pieces.append((index, hi - lo))
-        nominal: list[tuple[int, int]] = []  # (scene index, frames)
-        for index, frames in pieces:
-            count = max(1, round(frames / target), math.ceil(frames / max_nominal))
+@dataclass
+class _Layout:
+    """What laying out every output needs, and what it carries from one output to the next."""
+
+    storyboard: Storyboard
+    capabilities: Capabilities
+    fps: Fraction
+    length: int
+    fade: int
+    target: int
+    max_nominal: int
+    image_hashes: dict[str, str]
+    starts: tuple[int, ...]
+    #: scene -> (id of its latest segment, that segment's clip frames): the next one continues it.
+    previous_by_scene: dict[int, tuple[str, int]] = field(default_factory=dict)
+    #: scene -> segments planned so far.
+    parts_made: dict[int, int] = field(default_factory=dict)
+
+
+def plan_output(layout: _Layout, k: int, notes: list[str]) -> OutputPlan:
+    """Output ``k`` (from 0): its pieces of scenes cut into segments, their joins and handles."""
+    o_start = k * layout.length
+    nominal = _pieces(layout, o_start, o_start + layout.length)
+    fades, joins = _joins(layout, k, nominal, notes)
+    segments: list[Segment] = []
+    cursor = o_start
+    legs = timing.layout_nominal([f for _, f in nominal], fades).legs
+    for i, ((scene_index, frames), leg) in enumerate(zip(nominal, legs, strict=True)):
+        fade_in = leg.fade_in if i > 0 and nominal[i - 1][0] == scene_index else 0
+        segment = _segment(layout, f"o{k + 1}-s{i + 1}", k, scene_index, cursor, frames, leg.lead, leg.tail, fade_in)
+        segments.append(segment)
+        layout.previous_by_scene[scene_index] = (segment.id, segment.clip_frames)
+        cursor += frames
+    assert timing.joined_length([s.clip_frames for s in segments], fades) == layout.length
+    return OutputPlan(
+        index=k + 1,
+        name=f"part{k + 1:02d}.mp4",
+        frames=layout.length,
+        timeline_start=o_start,
+        segments=tuple(segments),
+        joins=tuple(joins),
+    )
+
+
+def _pieces(layout: _Layout, o_start: int, o_end: int) -> list[tuple[int, int]]:
+    """(scene index, frames) of each segment in an output: each scene's part of it cut into
+    segments of about ``segment_s``, never longer than one backend chain can make."""
+    nominal: list[tuple[int, int]] = []
+    for index in range(len(layout.starts) - 1):
+        lo, hi = max(layout.starts[index], o_start), min(layout.starts[index + 1], o_end)
+        if hi > lo:
+            frames = hi - lo
+            count = max(1, round(frames / layout.target), math.ceil(frames / layout.max_nominal))
             nominal.extend((index, f) for f in timing.split_even(frames, min(count, frames)))
-        fades: list[int] = []
-        joins: list[Join] = []
-        for (left_scene, left_frames), (right_scene, right_frames) in itertools.pairwise(nominal):
-            wanted = fade
-            if left_scene != right_scene and storyboard.scenes[left_scene].transition_out == "cut":
-                wanted = 0
-            fitted = timing.fitting_fade(wanted, left_frames, right_frames)
-            if fitted < wanted:
-                notes.append(
-                    f"part{k + 1:02d}: the crossfade into scene {storyboard.scenes[right_scene].id!r} was shortened to "
-                    f"{fitted} frames to fit a short piece at an output boundary"
-                )
-            fades.append(fitted)
-            joins.append(Join(kind="crossfade" if fitted else "cut", frames=fitted))
-        segments: list[Segment] = []
-        cursor = o_start
-        legs = timing.layout_nominal([f for _, f in nominal], fades).legs
-        for i, ((scene_index, frames), leg) in enumerate(zip(nominal, legs, strict=True)):
-            scene = storyboard.scenes[scene_index]
-            clip = leg.frames
-            part = parts_made.get(scene_index, 0)
-            parts_made[scene_index] = part + 1
-            segment_id = f"o{k + 1}-s{i + 1}"
-            continues = None
-            offset = 0
-            if capabilities.first_frame and scene_index in previous_by_scene:
-                parent_id, parent_clip = previous_by_scene[scene_index]
-                fade_in = leg.fade_in if i > 0 and nominal[i - 1][0] == scene_index else 0
-                if fade_in:
-                    # Start from the frame where the crossfade begins, so both sides of the
-                    # fade show the same moments.
-                    continues = Continuation(segment=parent_id, frame=parent_clip - fade_in)
-                else:
-                    # A cut, or the next output: start from the parent's last frame and skip
-                    # it, so the picture moves on by exactly one frame.
-                    continues = Continuation(segment=parent_id, frame=parent_clip - 1)
-                    offset = 1
-            chunks = plan_chunks(clip + offset, fps, capabilities)
-            image = None
-            if scene.image and part == 0 and continues is None:
-                image = SourceImage(path=scene.image, sha256=image_hashes.get(scene.image, ""))
-            seed = (storyboard.seed_for(scene_index) + part * 1_000_003) % 2**32
-            segments.append(
-                Segment(
-                    id=segment_id,
-                    output=k + 1,
-                    scene_id=scene.id,
-                    scene_index=scene_index,
-                    part=part,
-                    timeline_start=cursor,
-                    nominal_frames=frames,
-                    lead_frames=leg.lead,
-                    tail_frames=leg.tail,
-                    clip_frames=clip,
-                    take_offset=offset,
-                    prompt=storyboard.prompt_for(scene),
-                    negative_prompt=scene.negative_prompt,
-                    camera=scene.camera,
-                    seed=seed,
-                    image=image,
-                    continues=continues,
-                    generate_size=choose_size(
-                        (width, height), capabilities, any(c.kind == "extend" for c in chunks)
-                    ),
-                    chunks=chunks,
-                    **storyboard.knobs_for(scene_index),
-                )
-            )
-            previous_by_scene[scene_index] = (segment_id, clip)
-            cursor += frames
-        assert timing.joined_length([s.clip_frames for s in segments], fades) == length
-        outputs.append(
-            OutputPlan(
-                index=k + 1,
-                name=f"part{k + 1:02d}.mp4",
-                frames=length,
-                timeline_start=o_start,
-                segments=tuple(segments),
-                joins=tuple(joins),
-            )
-        )
+    return nominal
 
+
+def _joins(
+    layout: _Layout, k: int, nominal: list[tuple[int, int]], notes: list[str]
+) -> tuple[list[int], list[Join]]:
+    """The fade (in frames) and the join between each two segments: a cut out of a scene that
+    asks for one, else the crossfade, shortened where a piece is too short for it."""
+    scenes = layout.storyboard.scenes
+    fades: list[int] = []
+    joins: list[Join] = []
+    for (left_scene, left_frames), (right_scene, right_frames) in itertools.pairwise(nominal):
+        wanted = layout.fade
+        if left_scene != right_scene and scenes[left_scene].transition_out == "cut":
+            wanted = 0
+        fitted = timing.fitting_fade(wanted, left_frames, right_frames)
+        if fitted < wanted:
+            notes.append(
+                f"part{k + 1:02d}: the crossfade into scene {scenes[right_scene].id!r} was shortened to "
+                f"{fitted} frames to fit a short piece at an output boundary"
+            )
+        fades.append(fitted)
+        joins.append(Join(kind="crossfade" if fitted else "cut", frames=fitted))
+    return fades, joins
+
+
+def _continuation(layout: _Layout, scene_index: int, fade_in: int) -> tuple[Continuation | None, int]:
+    """Where a segment continues an earlier one of its scene from, and the frames its take skips."""
+    if not layout.capabilities.first_frame or scene_index not in layout.previous_by_scene:
+        return None, 0
+    parent_id, parent_clip = layout.previous_by_scene[scene_index]
+    if fade_in:
+        # Start from the frame where the crossfade begins, so both sides of the fade show the
+        # same moments.
+        return Continuation(segment=parent_id, frame=parent_clip - fade_in), 0
+    # A cut, or the next output: start from the parent's last frame and skip it, so the
+    # picture moves on by exactly one frame.
+    return Continuation(segment=parent_id, frame=parent_clip - 1), 1
+
+
+def _segment(
+    layout: _Layout,
+    segment_id: str,
+    k: int,
+    scene_index: int,
+    cursor: int,
+    frames: int,
+    lead: int,
+    tail: int,
+    fade_in: int,
+) -> Segment:
+    """One segment: its clip (share plus handles), continuation, chunks, image, seed and size."""
+    storyboard, capabilities = layout.storyboard, layout.capabilities
+    scene = storyboard.scenes[scene_index]
+    clip = lead + frames + tail
+    part = layout.parts_made.get(scene_index, 0)
+    layout.parts_made[scene_index] = part + 1
+    continues, offset = _continuation(layout, scene_index, fade_in)
+    chunks = plan_chunks(clip + offset, layout.fps, capabilities)
+    image = None
+    if scene.image and part == 0 and continues is None:
+        image = SourceImage(path=scene.image, sha256=layout.image_hashes.get(scene.image, ""))
+    seed = (storyboard.seed_for(scene_index) + part * 1_000_003) % 2**32
+    return Segment(
+        id=segment_id,
+        output=k + 1,
+        scene_id=scene.id,
+        scene_index=scene_index,
+        part=part,
+        timeline_start=cursor,
+        nominal_frames=frames,
+        lead_frames=lead,
+        tail_frames=tail,
+        clip_frames=clip,
+        take_offset=offset,
+        prompt=storyboard.prompt_for(scene),
+        negative_prompt=scene.negative_prompt,
+        camera=scene.camera,
+        seed=seed,
+        image=image,
+        continues=continues,
+        generate_size=choose_size(
+            storyboard.output.resolution, capabilities, any(c.kind == "extend" for c in chunks)
+        ),
+        chunks=chunks,
+        **storyboard.knobs_for(scene_index),
+    )
+
+
+def _plan(
+    storyboard: Storyboard,
+    ref: StoryboardRef,
+    capabilities: Capabilities,
+    fps: Fraction,
+    fade: int,
+    timeline: Timeline,
+    outputs: tuple[OutputPlan, ...],
+    notes: list[str],
+    composer_version: str,
+) -> Plan:
+    """The plan around its outputs: output and generation settings, the backend's capabilities."""
+    out = storyboard.output
+    width, height = out.resolution
     model_id = capabilities.resolve_model(storyboard.generation.model)
     fallback = storyboard.generation.fallback_model
     fallback_id = capabilities.resolve_model(fallback) if fallback else None
     return Plan(
         composer_version=composer_version,
-        storyboard=StoryboardRef(path=storyboard_path, sha256=storyboard_sha256, title=storyboard.title),
+        storyboard=ref,
         output=OutputSpec(
             width=width,
             height=height,
             fps=fps_text(fps),
-            frames=length,
+            frames=to_frames(out.length_s, fps),
             crossfade_frames=fade,
             audio=out.audio,
         ),
@@ -325,10 +424,10 @@ def make_plan(
             fallback_model_id=fallback_id if fallback_id != model_id else None,
         ),
         capabilities=capabilities,
-        timeline_frames=total,
-        dropped_frames=dropped,
-        extended_frames=extended,
-        outputs=tuple(outputs),
+        timeline_frames=timeline.total,
+        dropped_frames=timeline.dropped,
+        extended_frames=timeline.extended,
+        outputs=outputs,
         continuity=storyboard.continuity,
         notes=tuple(notes),
     )

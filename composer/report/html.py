@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from html import escape
 
+from composer.backends import calls_service
 from composer.export.records import STAGES, Latency, RunMetrics
 from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport
 
@@ -253,7 +254,7 @@ def render_html(report: Report) -> str:
         + "</div>",
     ]
     api = report.metrics.backends.get(report.backend) if report.metrics is not None else None
-    if api is not None and report.backend != "local":
+    if api is not None and calls_service(report.backend):
         budget = report.budget_usd
         api_cards = [
             ("operations", str(api.operations)),
