@@ -46,7 +46,7 @@ from composer.storyboard.model import Storyboard
 
 if TYPE_CHECKING:
     from composer.camera import CameraPlan
-    from composer.export.otio import Format
+    from composer.timeline import Format
 
 __all__ = [
     "BudgetExceeded",
@@ -149,6 +149,6 @@ def compose(
 
 def export_timeline(run_dir: str | Path, fmt: Format = "otio", dest: str | Path | None = None) -> list[Path]:
     """A render's timeline as ``otio``, ``fcpxml`` or ``edl`` (``composer export``); the files written."""
-    from composer.export.otio import export
+    from composer.timeline import export
 
     return export(Path(run_dir), fmt, Path(dest) if dest is not None else None)

@@ -41,7 +41,6 @@ from composer.export.manifest import (
     versions,
 )
 from composer.export.metrics import run_metrics, write_metrics
-from composer.export.otio import timeline_notes, write_timeline
 from composer.imaging import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
 from composer.jobs.remote import JobSettings
@@ -57,6 +56,7 @@ from composer.storyboard.lint import LintWarning, lint
 from composer.storyboard.load import LoadedStoryboard, load_storyboard
 from composer.storyboard.model import ContinuitySettings
 from composer.timecode import parse_fps, to_seconds
+from composer.timeline import timeline_notes, write_timeline
 
 
 @dataclass(frozen=True)
@@ -442,7 +442,7 @@ def render(
             f"{failure}\n(the drift report lists what could not be made: {report_html.resolve()})",
         )
         raise failure
-    write_timeline(out)  # timeline.otio from the files just written (docs/timeline.md)
+    write_timeline(out, plan, manifest, drift_report)  # timeline.otio, media/ (docs/timeline.md)
     return RenderResult(
         out.resolve(),
         list(paths.values()),

@@ -18,17 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
-from composer import make_plan
+from composer import make_plan, timeline
 from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.errors import ComposerError
-from composer.export import otio as timeline
 from composer.export.manifest import Manifest, TakeRecord
-from composer.export.otio import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
 from composer.pipeline import render
 from composer.plan.model import Plan
 from composer.report.model import OutputReport, Report, SegmentReport, summarize
 from composer.storyboard.model import Storyboard
+from composer.timeline import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
 
 MINUTE = {
     "title": "minute",
@@ -122,7 +121,7 @@ def test_crossfades_are_dissolves_and_cuts_are_nothing(minute: Plan) -> None:
 def test_clips_carry_the_storyboard_and_the_take(minute: Plan) -> None:
     spec = describe(minute, _takes(minute), output_paths={"part01.mp4": "/run/part01.mp4"})
     meta = spec.metadata["composer"]
-    assert meta["timeline_version"] == timeline.TIMELINE_VERSION == 1
+    assert meta["timeline_version"] == timeline.TIMELINE_VERSION == 2
     assert (meta["fps"], meta["frames_per_output"]) == ("24", 1440)
     assert spec.tracks[0].metadata["composer"]["path"] == "/run/part01.mp4"
     clip = spec.tracks[1].clips[0]
@@ -365,7 +364,7 @@ def test_only_the_export_module_imports_opentimelineio_and_only_when_writing() -
                 names = [node.module]
             if any(n.split(".")[0] == "opentimelineio" for n in names):
                 importers.add(path.relative_to(package).as_posix())
-    assert importers == {"export/otio.py"}
+    assert importers == {"timeline/build.py"}
     # Rendering imports it only at the end, to write the file: composer works without it.
     probe = "import sys, composer.cli, composer.pipeline; print('opentimelineio' in sys.modules)"
     assert (
@@ -410,10 +409,11 @@ def test_every_render_writes_a_timeline_that_adds_up(tiny_run: Path, otio: Any) 
     plan = Plan.model_validate_json((tiny_run / "plan.json").read_text())
     report = Report.model_validate_json((tiny_run / "report.json").read_text())
     read = otio.adapters.read_from_file(str(tiny_run / "timeline.otio"))
-    assert read.name == "tiny" and read.metadata["composer"]["timeline_version"] == 1
-    assert len(read.tracks) == len(plan.outputs) == 2
+    assert read.name == "tiny" and read.metadata["composer"]["timeline_version"] == 2
+    video = [t for t in read.tracks if t.kind == otio.schema.TrackKind.Video]
+    assert len(video) == len(plan.outputs) == 2
     kept = {s.id: s.attempts[s.kept_attempt - 1].take_keys[-1] for o in report.outputs for s in o.segments}
-    for track, output in zip(read.tracks, plan.outputs, strict=True):
+    for track, output in zip(video, plan.outputs, strict=True):
         assert track.name == output.name and track.kind == otio.schema.TrackKind.Video
         assert _frames(track.duration()) == output.frames == 144
         clips = list(track.find_clips())
@@ -445,15 +445,17 @@ def test_every_render_writes_a_timeline_that_adds_up(tiny_run: Path, otio: Any) 
             assert _frames(visible.end_time_exclusive()) <= _frames(available.duration)
             data = clip.metadata["composer"]
             assert data["prompt"] == seg.prompt and data["segment"] == seg.id
-            assert data["take"]["key"] == kept[seg.id] and clip.media_reference.name == kept[seg.id][:12]
+            assert data["take"]["key"] == kept[seg.id] and clip.media_reference.name == f"{seg.id}-a1.mp4"
+            # The take linked into the run folder under its unique name: the same file as the cached one.
             path = Path(clip.media_reference.target_url.removeprefix("file://"))
-            assert path.is_file() and str(path) == data["take"]["path"]
+            assert path == tiny_run / "media" / f"{seg.id}-a1.mp4" and str(path) == data["take"]["media"]
+            assert path.samefile(data["take"]["path"])
 
 
 def test_regenerations_and_flags_are_markers(drifty_run: Path, otio: Any) -> None:
     report = Report.model_validate_json((drifty_run / "report.json").read_text())
     read = otio.adapters.read_from_file(str(drifty_run / "timeline.otio"))
-    clips = {c.metadata["composer"]["segment"]: c for c in read.find_clips()}
+    clips = {c.metadata["composer"]["segment"]: c for c in read.video_tracks()[0].find_clips()}
     segments = [s for o in report.outputs for s in o.segments]
     assert report.summary.segments_regenerated == report.summary.segments_flagged == len(segments) == 1
     for seg in segments:
@@ -484,14 +486,21 @@ def test_fcpxml_and_edl_read_back_with_the_adapters(
     assert main(["export", str(tiny_run), "--format", "edl", "-o", str(tmp_path / "cut.edl")]) == 0
     printed = capsys.readouterr().out.split()
     edls = [tmp_path / "cut-part01.edl", tmp_path / "cut-part02.edl"]
-    assert printed == [str(tmp_path / "cut.fcpxml"), *map(str, edls)]
+    tables = [tmp_path / "cut-part01.reels.csv", tmp_path / "cut-part02.reels.csv"]
+    assert printed == [
+        str(tmp_path / "cut.fcpxml"),
+        *(str(p) for pair in zip(edls, tables, strict=True) for p in pair),
+    ]
 
     # FCPXML: one project per output in one event (the adapter writes cuts, not dissolves).
     projects = otio.adapters.read_from_file(str(tmp_path / "cut.fcpxml"))
     assert isinstance(projects, otio.schema.SerializableCollection)
     assert [t.name for t in projects] == ["tiny part01", "tiny part02"]
     for project, output in zip(projects, plan.outputs, strict=True):
-        clips = list(project.find_clips())
+        [video] = project.video_tracks()
+        [audio] = project.audio_tracks()  # the takes' sound, cut the same way
+        assert [c.name for c in audio.find_clips()] == [c.name for c in video.find_clips()]
+        clips = list(video.find_clips())
         assert len(clips) == len(output.segments)
         assert [c.name for c in clips] == [f"{s.id} {s.scene_id}" for s in output.segments]
         assert sum(_frames(c.source_range.duration) for c in clips) == _frames(project.duration()) == 144
@@ -518,14 +527,21 @@ def test_export_defaults_to_the_run_folder(tiny_run: Path, otio: Any, tmp_path: 
     assert timeline.export(run) == [run / "timeline.otio"]
     written = otio.adapters.read_from_file(str(run / "timeline.otio"))
     original = otio.adapters.read_from_file(str(tiny_run / "timeline.otio"))
-    assert written.is_equivalent_to(original)
-    assert timeline.export(run, "edl") == [run / "timeline-part01.edl", run / "timeline-part02.edl"]
+    # The same edit, pointing at the copied run's own media folder.
+    pairs = list(zip(written.find_clips(), original.find_clips(), strict=True))
+    assert all(a.source_range == b.source_range and a.name == b.name for a, b in pairs)
+    assert all(a.media_reference.target_url.startswith((run / "media").as_uri()) for a, _ in pairs)
+    assert timeline.export(run, "edl")[::2] == [run / "timeline-part01.edl", run / "timeline-part02.edl"]
 
 
 def test_missing_adapters_say_how_to_install_them(
     tiny_run: Path, otio: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(timeline._ADAPTERS, "edl", ("no_such_adapter", "otio-cmx3600-adapter"))
+    from composer.timeline.writers import FORMATS
+
+    monkeypatch.setitem(
+        FORMATS, "edl", FORMATS["edl"].__class__(".edl", "no_such_adapter", "otio-cmx3600-adapter", True, "")
+    )
     assert main(["export", str(tiny_run), "--format", "edl"]) == 3
     assert "otio-cmx3600-adapter" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "opentimelineio", None)  # as if it were not installed
@@ -544,7 +560,7 @@ def test_without_opentimelineio_a_render_notes_how_to_get_the_timeline(
     out = tmp_path / "out"
     shutil.copytree(tiny_run, out)  # its outputs are up to date: only the files beside them are written
     stale = out / "timeline.otio"  # from the earlier render: it would describe takes no longer used
-    monkeypatch.setattr(timeline, "available", lambda: False)
+    monkeypatch.setattr("composer.timeline.run.available", lambda: False)
     result = render(tiny_run.parent / "tiny.yaml", out, cache_dir=tiny_run.parent / "cache")
     assert not any(o.composed for o in result.manifest.outputs)
     assert not stale.exists()
