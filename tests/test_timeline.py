@@ -8,17 +8,21 @@ backend and reads every written file back with opentimelineio and its adapters.
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
-from composer import make_plan, timeline
+from composer import ffmpeg, make_plan, timeline
 from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.errors import ComposerError
@@ -566,3 +570,153 @@ def test_without_opentimelineio_a_render_notes_how_to_get_the_timeline(
     assert not stale.exists()
     notes = json.loads((out / "manifest.json").read_text())["notes"]
     assert any("timeline.otio" in n and "pip install 'composer[edit]'" in n for n in notes)
+
+
+# --- Complete timelines: audio, media, markers, and each format read back ---------------------
+
+
+def test_audio_beside_video_and_markers_on_the_timeline(drifty_run: Path, otio: Any) -> None:
+    report = Report.model_validate_json((drifty_run / "report.json").read_text())
+    read = otio.adapters.read_from_file(str(drifty_run / "timeline.otio"))
+    [video], [audio] = read.video_tracks(), read.audio_tracks()
+    assert [c.name for c in audio.find_clips()] == [c.name for c in video.find_clips()]
+    assert [c.source_range for c in audio.find_clips()] == [c.source_range for c in video.find_clips()]
+    assert read.metadata["composer"]["rate"] == 24.0
+    [clip] = video.find_clips()
+    bounds = clip.media_reference.available_image_bounds
+    assert (bounds.max.x - bounds.min.x) / (bounds.max.y - bounds.min.y) == pytest.approx(160 / 96)
+    # The timeline's own markers: one per clip marker, at the same picture, with the reason.
+    [seg] = report.outputs[0].segments
+    timeline_markers = list(read.tracks.markers)
+    assert len(timeline_markers) == len(clip.markers) == 2
+    for on_timeline, on_clip in zip(timeline_markers, clip.markers, strict=True):
+        offset = clip.source_range.start_time.value
+        assert on_timeline.marked_range.start_time.value == on_clip.marked_range.start_time.value - offset
+        assert on_timeline.metadata["composer"]["reason"] == on_clip.metadata["composer"]["reason"] != ""
+        assert on_timeline.metadata["composer"]["output"] == "part01.mp4"
+    # The kept attempt's checks, each with its value and levels.
+    kept = seg.attempts[seg.kept_attempt - 1]
+    checks = clip.metadata["composer"]["checks"]
+    assert [(c["check"], c["value"]) for c in checks] == [(c.name, c.value) for c in kept.checks]
+    assert clip.media_reference.name == f"{seg.id}-a{seg.kept_attempt}.mp4"
+
+
+def test_media_are_linked_into_the_run_folder_under_unique_names(tiny_run: Path) -> None:
+    media = sorted((tiny_run / "media").iterdir())
+    plan = Plan.model_validate_json((tiny_run / "plan.json").read_text())
+    assert [p.name for p in media] == sorted(f"{s.id}-a1.mp4" for s in plan.segments)
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    takes = {Path(t["path"]).stat().st_ino for t in manifest["takes"]}
+    assert {p.stat().st_ino for p in media} <= takes  # hard links: the cache's own files, no copies
+
+
+def test_otioz_bundles_the_media(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    [path] = timeline.export(tiny_run, "otioz", tmp_path / "cut.otioz")
+    names = zipfile.ZipFile(path).namelist()
+    assert "content.otio" in names and sum(n.startswith("media/") for n in names) == 5
+    extracted = tmp_path / "x"
+    extracted.mkdir()
+    read = otio.adapters.read_from_file(str(path), extract_to_directory=str(extracted))
+    for clip in read.find_clips():
+        assert (extracted / clip.media_reference.target_url).is_file()  # relative to the bundle
+
+
+def test_edl_reels_name_one_file_each_and_locators_are_at_record_time(
+    drifty_run: Path, tiny_run: Path, otio: Any, tmp_path: Path
+) -> None:
+    paths = timeline.export(tiny_run, "edl", tmp_path / "t.edl")
+    for edl, table in zip(paths[::2], paths[1::2], strict=True):
+        rows = list(csv.DictReader(table.open()))
+        reels = {r["reel"]: r["file"] for r in rows}
+        assert len(reels) == len(rows) and len(set(reels.values())) == len(rows)
+        [track] = otio.adapters.read_from_file(str(edl), rate=24).tracks
+        for clip in track.find_clips():
+            # OTIO's reader gives a dissolve's incoming clip the outgoing file; the reel is right.
+            assert Path(reels[clip.metadata["cmx_3600"]["reel"]]).name.startswith(clip.name.split()[0])
+    [edl, _] = timeline.export(drifty_run, "edl", tmp_path / "d.edl")
+    spec = timeline.describe_run(timeline.load_run(drifty_run))
+    [clip] = otio.adapters.read_from_file(str(edl), rate=24).find_clips()
+    assert [m.marked_range.start_time.value for m in clip.markers] == [
+        m.frame for m in spec.tracks[0].markers
+    ]
+
+
+def test_xmeml_mlt_and_xges_read_back(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_fcp_adapter")
+    pytest.importorskip("otio_xges_adapter")
+    pytest.importorskip("otio_mlt_adapter")
+    [xml] = timeline.export(tiny_run, "xmeml", tmp_path / "cut.xml")
+    sequences = otio.adapters.read_from_file(str(xml))
+    assert len(sequences) == 2
+    for sequence in sequences:
+        assert sequence.video_tracks() and sequence.audio_tracks()
+        assert sequence.duration().to_frames() == 144
+    for path in timeline.export(tiny_run, "xges", tmp_path / "cut.xges"):
+        read = otio.adapters.read_from_file(str(path))
+        assert read.video_tracks() and read.audio_tracks()
+        assert round(read.duration().to_seconds() * 24) == 144
+        assert "framerate=(fraction)24/1" in path.read_text()
+    for path in timeline.export(tiny_run, "mlt", tmp_path / "cut.mlt"):
+        root = ET.parse(path).getroot()
+        profile = root.find("profile")
+        assert profile is not None
+        assert (profile.get("width"), profile.get("height"), profile.get("frame_rate_num")) == (
+            "160",
+            "96",
+            "24",
+        )
+        ids = [p.get("id") for p in root.findall("producer")]
+        assert len(ids) == len(set(ids))
+
+
+def _engine_matches(rendered: Path, output: Path, joins: list[int]) -> None:
+    """Same frame count, sound, and PSNR >= 40 dB over the bodies (the fades are the engine's own)."""
+    assert ffmpeg.decode(rendered).frames == ffmpeg.decode(output).frames == 144
+    assert ffmpeg.probe(rendered).has_audio
+    assert float(np.abs(ffmpeg.read_audio(rendered)).mean()) > 0.01  # not silence
+    scores = ffmpeg.compare_video(output, rendered)
+    fades = {f for centre in joins for f in range(centre - 8, centre + 8)}
+    bodies = [s.psnr for i, s in enumerate(scores) if i not in fades]
+    assert len(scores) == 144 and sum(bodies) / len(bodies) >= 40, bodies
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("melt") is None, reason="melt (MLT) is not installed: apt-get install melt")
+def test_melt_renders_the_mlt_export_like_composer(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_mlt_adapter")
+    [path, _] = timeline.export(tiny_run, "mlt", tmp_path / "cut.mlt")
+    rendered = tmp_path / "melt.mp4"
+    subprocess.run(
+        [
+            "melt",
+            "-quiet",
+            str(path),
+            "-consumer",
+            f"avformat:{rendered}",
+            "vcodec=libx264",
+            "crf=10",
+            "acodec=aac",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    _engine_matches(rendered, tiny_run / "part01.mp4", [48, 102])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("ges-launch-1.0") is None, reason="GES is not installed: apt-get install ges1.0-tools"
+)
+def test_ges_renders_the_xges_export_like_composer(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_xges_adapter")
+    [path, _] = timeline.export(tiny_run, "xges", tmp_path / "cut.xges")
+    rendered = tmp_path / "ges.mkv"  # raw pictures: the GES install's own H.264 encoder is baseline only
+    subprocess.run(
+        ["ges-launch-1.0", "-l", str(path), "-o", rendered.as_uri(),
+         "--format=video/x-matroska:video/x-raw,format=I420:audio/x-raw"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    _engine_matches(rendered, tiny_run / "part01.mp4", [48, 102])

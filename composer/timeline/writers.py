@@ -201,8 +201,21 @@ def _mlt_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
             colorspace=709,
             description=f"{spec.width}x{spec.height} {float(spec.fps):g} fps",
         )
-        texts.append((path, text))
+        texts.append((path, _mlt_unique_producers(text)))
     return texts
+
+
+def _mlt_unique_producers(text: str) -> str:
+    """One producer per id: the adapter writes a take's producer again for its audio and at each
+    dissolve, under the same id (the same file), which MLT's XML does not allow."""
+    root = ET.fromstring(text)
+    seen: set[str] = set()
+    for producer in list(root.findall("producer")):
+        ident = producer.get("id", "")
+        if ident in seen:
+            root.remove(producer)
+        seen.add(ident)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _xges_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
@@ -223,7 +236,9 @@ def _xges_rate(text: str, spec: TimelineSpec) -> str:
     for track in root.iter("track"):
         if track.get("track-type") == "4":  # video
             track.set("caps", "video/x-raw(ANY)")
-            track.set("properties", f'properties, restriction-caps=(string)"{caps}";')
+            # Nested in a GstStructure string: GES escapes , = ( ) and spaces with a backslash.
+            escaped = re.sub(r"([,=() ])", r"\\\1", caps)
+            track.set("properties", f'properties, restriction-caps=(string)"{escaped}";')
     for timeline in root.iter("timeline"):
         props = timeline.get("properties", "properties;")
         if "framerate" not in props:
