@@ -10,13 +10,14 @@ examples of each::
     result.outputs                                                # [Path(".../part01.mp4")]
     composer.analyze(result.outputs[0]).drift.verdict             # "ok" | "warn" | "regenerate"
     composer.export_timeline("renders/demo", "fcpxml")            # [Path(".../timeline.fcpxml")]
+    composer.to_moviepy("renders/demo")                           # a moviepy clip of part01's timeline
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from composer._version import __version__
 from composer.analysis import ClipAnalysis, SeamResult
@@ -82,6 +83,7 @@ __all__ = [
     "make_plan",
     "render",
     "score_seams",
+    "to_moviepy",
     "validate",
 ]
 
@@ -152,3 +154,11 @@ def export_timeline(run_dir: str | Path, fmt: Format = "otio", dest: str | Path 
     from composer.timeline import export
 
     return export(Path(run_dir), fmt, Path(dest) if dest is not None else None)
+
+
+def to_moviepy(run_dir: str | Path, output: str | int = 0) -> Any:
+    """One output of a render as a moviepy clip of its timeline (segments as subclips of their
+    takes, crossfaded); needs moviepy (``composer[edit]``). See ``docs/timeline.md``."""
+    from composer.timeline.moviepy_clip import to_moviepy as clip_of
+
+    return clip_of(run_dir, output)

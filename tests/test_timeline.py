@@ -720,3 +720,22 @@ def test_ges_renders_the_xges_export_like_composer(tiny_run: Path, otio: Any, tm
         timeout=300,
     )  # fmt: skip
     _engine_matches(rendered, tiny_run / "part01.mp4", [48, 102])
+
+
+def test_to_moviepy_plays_the_timeline_like_composer(tiny_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("moviepy")
+    import composer
+
+    clip = composer.to_moviepy(tiny_run, "part01.mp4")
+    assert (clip.duration, clip.fps, tuple(clip.size)) == (6.0, 24.0, (160, 96))
+    written = tmp_path / "moviepy.mp4"
+    clip.write_videofile(
+        str(written), codec="libx264", audio_codec="aac", ffmpeg_params=["-crf", "10"], logger=None
+    )
+    assert ffmpeg.decode(written).frames == 144
+    assert float(np.abs(ffmpeg.read_audio(written)).mean()) > 0.01
+    scores = [s.psnr for s in ffmpeg.compare_video(tiny_run / "part01.mp4", written)]
+    # moviepy composites in RGB, so every frame, fades included, is near but not bit-exact.
+    assert len(scores) == 144 and min(scores) >= 35 and sum(scores) / 144 >= 38, scores
+    with pytest.raises(ComposerError, match=r"no output 'part09\.mp4'"):
+        composer.to_moviepy(tiny_run, "part09.mp4")
