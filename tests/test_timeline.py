@@ -648,6 +648,8 @@ def test_xmeml_mlt_and_xges_read_back(tiny_run: Path, otio: Any, tmp_path: Path)
     [xml] = timeline.export(tiny_run, "xmeml", tmp_path / "cut.xml")
     sequences = otio.adapters.read_from_file(str(xml))
     assert len(sequences) == 2
+    sizes = ET.parse(xml).getroot().findall(".//sequence/media/video/format/samplecharacteristics")
+    assert [(e.findtext("width"), e.findtext("height")) for e in sizes] == [("160", "96")] * 2
     for sequence in sequences:
         assert sequence.video_tracks() and sequence.audio_tracks()
         assert sequence.duration().to_frames() == 144

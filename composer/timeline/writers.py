@@ -141,9 +141,29 @@ def _fcpxml_formats(text: str, spec: TimelineSpec) -> str:
 def _xmeml_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
     timelines = _per_output(spec)
     if len(timelines) == 1:
-        return [(dest, otio.adapters.write_to_string(timelines[0], "fcp_xml"))]
+        return [(dest, _xmeml_formats(otio.adapters.write_to_string(timelines[0], "fcp_xml"), spec))]
     collection = otio.schema.SerializableCollection(name=spec.name, children=timelines)
-    return [(dest, otio.adapters.write_to_string(collection, "fcp_xml"))]
+    return [(dest, _xmeml_formats(otio.adapters.write_to_string(collection, "fcp_xml"), spec))]
+
+
+def _xmeml_formats(text: str, spec: TimelineSpec) -> str:
+    """Each sequence's frame size: the adapter leaves its video ``<format>`` empty, and an
+    importer then guesses one (Premiere takes its default preset)."""
+    root = ET.fromstring(text)
+    for video in root.iter("video"):
+        element = video.find("format")
+        if element is None or len(element):
+            continue
+        sample = ET.SubElement(element, "samplecharacteristics")
+        rate = ET.SubElement(sample, "rate")
+        ET.SubElement(rate, "timebase").text = str(round(spec.fps))
+        ET.SubElement(rate, "ntsc").text = "FALSE" if spec.fps.denominator == 1 else "TRUE"
+        ET.SubElement(sample, "width").text = str(spec.width)
+        ET.SubElement(sample, "height").text = str(spec.height)
+        ET.SubElement(sample, "pixelaspectratio").text = "square"
+        ET.SubElement(sample, "fielddominance").text = "none"
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n{body}\n'
 
 
 def _edl_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
