@@ -358,17 +358,18 @@ def test_an_edl_per_output_when_there_are_several(tmp_path: Path, minute: Plan) 
     assert edl_paths(tmp_path / "cut.edl", tracks[:1]) == [tmp_path / "cut.edl"]
 
 
-def test_only_the_export_module_imports_opentimelineio_and_only_when_writing() -> None:
+def test_one_module_imports_opentimelineio_one_moviepy_and_only_when_used() -> None:
     package = Path(timeline.__file__).parents[1]
-    importers = set()
+    importers: dict[str, set[str]] = {"opentimelineio": set(), "moviepy": set()}
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            if any(n.split(".")[0] == "opentimelineio" for n in names):
-                importers.add(path.relative_to(package).as_posix())
-    assert importers == {"timeline/build.py"}
+            for library, found in importers.items():
+                if any(n.split(".")[0] == library for n in names):
+                    found.add(path.relative_to(package).as_posix())
+    assert importers == {"opentimelineio": {"timeline/build.py"}, "moviepy": {"timeline/moviepy_clip.py"}}
     # Rendering imports it only at the end, to write the file: composer works without it.
     probe = "import sys, composer.cli, composer.pipeline; print('opentimelineio' in sys.modules)"
     assert (
