@@ -10,13 +10,14 @@ examples of each::
     result.outputs                                                # [Path(".../part01.mp4")]
     composer.analyze(result.outputs[0]).drift.verdict             # "ok" | "warn" | "regenerate"
     composer.export_timeline("renders/demo", "fcpxml")            # [Path(".../timeline.fcpxml")]
+    composer.to_moviepy("renders/demo")                           # a moviepy clip of part01's timeline
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from composer._version import __version__
 from composer.analysis import ClipAnalysis, SeamResult
@@ -46,7 +47,7 @@ from composer.storyboard.model import Storyboard
 
 if TYPE_CHECKING:
     from composer.camera import CameraPlan
-    from composer.export.otio import Format
+    from composer.timeline import Format
 
 __all__ = [
     "BudgetExceeded",
@@ -82,6 +83,7 @@ __all__ = [
     "make_plan",
     "render",
     "score_seams",
+    "to_moviepy",
     "validate",
 ]
 
@@ -149,6 +151,14 @@ def compose(
 
 def export_timeline(run_dir: str | Path, fmt: Format = "otio", dest: str | Path | None = None) -> list[Path]:
     """A render's timeline as ``otio``, ``fcpxml`` or ``edl`` (``composer export``); the files written."""
-    from composer.export.otio import export
+    from composer.timeline import export
 
     return export(Path(run_dir), fmt, Path(dest) if dest is not None else None)
+
+
+def to_moviepy(run_dir: str | Path, output: str | int = 0) -> Any:
+    """One output of a render as a moviepy clip of its timeline (segments as subclips of their
+    takes, crossfaded); needs moviepy (``composer[edit]``). See ``docs/timeline.md``."""
+    from composer.timeline.moviepy_clip import to_moviepy as clip_of
+
+    return clip_of(run_dir, output)

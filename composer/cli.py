@@ -405,7 +405,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from composer.export.otio import export
+    from composer.timeline import export
 
     for path in export(Path(args.run_dir), args.format, Path(args.out) if args.out else None):
         print(path)
@@ -562,15 +562,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="write a render folder's timeline for an editor: OTIO, FCPXML or EDL (docs/timeline.md)",
+        help="write a render folder's timeline for an editor: otio, otioz, fcpxml, xmeml, edl, mlt, xges (docs/timeline.md)",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--format", choices=["otio", "fcpxml", "edl"], default="otio", help="default otio")
+    p.add_argument(
+        "--format",
+        choices=["otio", "otioz", "fcpxml", "xmeml", "edl", "mlt", "xges"],
+        default="otio",
+        help="default otio",
+    )
     p.add_argument(
         "-o",
         "--out",
         metavar="FILE",
-        help="default RUN_DIR/timeline.<format>; an EDL per output (FILE-part01.edl, ...) when there are several",
+        help="default RUN_DIR/timeline.<format>; EDL, MLT and GES: one file per output (FILE-part01.edl, ...) when there are several",
     )
     p.set_defaults(func=_cmd_export)
 

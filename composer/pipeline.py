@@ -42,7 +42,6 @@ from composer.checks import ContinuityJudge
 from composer.compose.render import compose_output, prepare_take
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, read_outputs, versions
-from composer.export.otio import timeline_notes, write_timeline
 from composer.export.records import FailureRecord, KnobNotSent, OutputRecord, SegmentRecord, TakeRecord
 from composer.export.run_metrics import run_metrics, write_metrics
 from composer.files import file_sha256
@@ -60,6 +59,7 @@ from composer.storyboard.lint import LintWarning, lint
 from composer.storyboard.load import LoadedStoryboard, load_storyboard
 from composer.storyboard.model import ContinuitySettings
 from composer.timecode import parse_fps, to_seconds
+from composer.timeline import timeline_notes, write_timeline
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,7 @@ def run(
             f"{failure}\n(the drift report lists what could not be made: {written.report_path.resolve()})",
         )
         raise failure
-    write_timeline(out)  # timeline.otio from the files just written (docs/timeline.md)
+    write_timeline(out, plan, written.manifest, written.report)  # timeline.otio, media/ (docs/timeline.md)
     return RenderResult(
         out.resolve(),
         list(composed.paths.values()),

@@ -15,9 +15,9 @@ import pytest
 
 from composer import ffmpeg, make_plan
 from composer.errors import ComposerError, MediaError
-from composer.export.otio import KeptTake, describe, to_strings
 from composer.plan.model import Plan
 from composer.storyboard.model import Storyboard
+from composer.timeline import KeptTake, describe, to_strings
 from tests.conftest import MakeClip
 
 pytest.importorskip("opentimelineio")

@@ -25,13 +25,13 @@ from composer.backends.base import GenerationRequest, TakeInput
 from composer.backends.local import LocalBackend
 from composer.cli import main
 from composer.errors import StoryboardError
-from composer.export.otio import KeptTake, describe
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import request_for
 from composer.pipeline import lint_storyboard, load_and_plan, render
 from composer.sim import Simulator
 from composer.storyboard import load_storyboard
 from composer.storyboard.model import Storyboard
+from composer.timeline import KeptTake, describe
 
 PROMPT = "Waves roll slowly onto a pale beach while gulls drift above the dunes at dawn"  # 15 words
 FAST = JobSettings(poll_interval_s=0.05, poll_max_s=0.2, retry_base_s=0.05, retry_max_s=0.5)
@@ -379,7 +379,7 @@ def test_local_render_records_the_knobs_in_the_report_and_the_timeline(tmp_path:
     [seg] = report["outputs"][0]["segments"]
     assert seg["knobs"] == {"style_strength": 0.65, "motion_intensity": 0.4} and seg["knobs_not_sent"] == []
     timeline = otio.adapters.read_from_file(str(out / "timeline.otio"))
-    [clip] = list(timeline.find_clips())
+    [clip] = list(timeline.video_tracks()[0].find_clips())
     assert clip.metadata["composer"]["knobs"] == {"style_strength": 0.65, "motion_intensity": 0.4}
     assert clip.metadata["composer"]["knobs_not_sent"] == {}
     assert json.loads(result.manifest_path.read_text())["knobs_not_sent"] == []

@@ -38,6 +38,7 @@ EXPECTED = [
     "make_plan",
     "render",
     "score_seams",
+    "to_moviepy",
     "validate",
 ]
 

@@ -8,28 +8,31 @@ backend and reads every written file back with opentimelineio and its adapters.
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
-from composer import make_plan
+from composer import ffmpeg, make_plan, timeline
 from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.errors import ComposerError
-from composer.export import otio as timeline
 from composer.export.manifest import Manifest
-from composer.export.otio import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
 from composer.export.records import TakeRecord
 from composer.pipeline import render
 from composer.plan.model import Plan
 from composer.report.model import OutputReport, Report, SegmentReport, summarize
 from composer.storyboard.model import Storyboard
+from composer.timeline import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
 
 MINUTE = {
     "title": "minute",
@@ -123,7 +126,7 @@ def test_crossfades_are_dissolves_and_cuts_are_nothing(minute: Plan) -> None:
 def test_clips_carry_the_storyboard_and_the_take(minute: Plan) -> None:
     spec = describe(minute, _takes(minute), output_paths={"part01.mp4": "/run/part01.mp4"})
     meta = spec.metadata["composer"]
-    assert meta["timeline_version"] == timeline.TIMELINE_VERSION == 1
+    assert meta["timeline_version"] == timeline.TIMELINE_VERSION == 2
     assert (meta["fps"], meta["frames_per_output"]) == ("24", 1440)
     assert spec.tracks[0].metadata["composer"]["path"] == "/run/part01.mp4"
     clip = spec.tracks[1].clips[0]
@@ -356,17 +359,18 @@ def test_an_edl_per_output_when_there_are_several(tmp_path: Path, minute: Plan) 
     assert edl_paths(tmp_path / "cut.edl", tracks[:1]) == [tmp_path / "cut.edl"]
 
 
-def test_only_the_export_module_imports_opentimelineio_and_only_when_writing() -> None:
+def test_one_module_imports_opentimelineio_one_moviepy_and_only_when_used() -> None:
     package = Path(timeline.__file__).parents[1]
-    importers = set()
+    importers: dict[str, set[str]] = {"opentimelineio": set(), "moviepy": set()}
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            if any(n.split(".")[0] == "opentimelineio" for n in names):
-                importers.add(path.relative_to(package).as_posix())
-    assert importers == {"export/otio.py"}
+            for library, found in importers.items():
+                if any(n.split(".")[0] == library for n in names):
+                    found.add(path.relative_to(package).as_posix())
+    assert importers == {"opentimelineio": {"timeline/build.py"}, "moviepy": {"timeline/moviepy_clip.py"}}
     # Rendering imports it only at the end, to write the file: composer works without it.
     probe = "import sys, composer.cli, composer.pipeline; print('opentimelineio' in sys.modules)"
     assert (
@@ -411,10 +415,11 @@ def test_every_render_writes_a_timeline_that_adds_up(tiny_run: Path, otio: Any) 
     plan = Plan.model_validate_json((tiny_run / "plan.json").read_text())
     report = Report.model_validate_json((tiny_run / "report.json").read_text())
     read = otio.adapters.read_from_file(str(tiny_run / "timeline.otio"))
-    assert read.name == "tiny" and read.metadata["composer"]["timeline_version"] == 1
-    assert len(read.tracks) == len(plan.outputs) == 2
+    assert read.name == "tiny" and read.metadata["composer"]["timeline_version"] == 2
+    video = [t for t in read.tracks if t.kind == otio.schema.TrackKind.Video]
+    assert len(video) == len(plan.outputs) == 2
     kept = {s.id: s.attempts[s.kept_attempt - 1].take_keys[-1] for o in report.outputs for s in o.segments}
-    for track, output in zip(read.tracks, plan.outputs, strict=True):
+    for track, output in zip(video, plan.outputs, strict=True):
         assert track.name == output.name and track.kind == otio.schema.TrackKind.Video
         assert _frames(track.duration()) == output.frames == 144
         clips = list(track.find_clips())
@@ -446,15 +451,17 @@ def test_every_render_writes_a_timeline_that_adds_up(tiny_run: Path, otio: Any) 
             assert _frames(visible.end_time_exclusive()) <= _frames(available.duration)
             data = clip.metadata["composer"]
             assert data["prompt"] == seg.prompt and data["segment"] == seg.id
-            assert data["take"]["key"] == kept[seg.id] and clip.media_reference.name == kept[seg.id][:12]
+            assert data["take"]["key"] == kept[seg.id] and clip.media_reference.name == f"{seg.id}-a1.mp4"
+            # The take linked into the run folder under its unique name: the same file as the cached one.
             path = Path(clip.media_reference.target_url.removeprefix("file://"))
-            assert path.is_file() and str(path) == data["take"]["path"]
+            assert path == tiny_run / "media" / f"{seg.id}-a1.mp4" and str(path) == data["take"]["media"]
+            assert path.samefile(data["take"]["path"])
 
 
 def test_regenerations_and_flags_are_markers(drifty_run: Path, otio: Any) -> None:
     report = Report.model_validate_json((drifty_run / "report.json").read_text())
     read = otio.adapters.read_from_file(str(drifty_run / "timeline.otio"))
-    clips = {c.metadata["composer"]["segment"]: c for c in read.find_clips()}
+    clips = {c.metadata["composer"]["segment"]: c for c in read.video_tracks()[0].find_clips()}
     segments = [s for o in report.outputs for s in o.segments]
     assert report.summary.segments_regenerated == report.summary.segments_flagged == len(segments) == 1
     for seg in segments:
@@ -485,14 +492,21 @@ def test_fcpxml_and_edl_read_back_with_the_adapters(
     assert main(["export", str(tiny_run), "--format", "edl", "-o", str(tmp_path / "cut.edl")]) == 0
     printed = capsys.readouterr().out.split()
     edls = [tmp_path / "cut-part01.edl", tmp_path / "cut-part02.edl"]
-    assert printed == [str(tmp_path / "cut.fcpxml"), *map(str, edls)]
+    tables = [tmp_path / "cut-part01.reels.csv", tmp_path / "cut-part02.reels.csv"]
+    assert printed == [
+        str(tmp_path / "cut.fcpxml"),
+        *(str(p) for pair in zip(edls, tables, strict=True) for p in pair),
+    ]
 
     # FCPXML: one project per output in one event (the adapter writes cuts, not dissolves).
     projects = otio.adapters.read_from_file(str(tmp_path / "cut.fcpxml"))
     assert isinstance(projects, otio.schema.SerializableCollection)
     assert [t.name for t in projects] == ["tiny part01", "tiny part02"]
     for project, output in zip(projects, plan.outputs, strict=True):
-        clips = list(project.find_clips())
+        [video] = project.video_tracks()
+        [audio] = project.audio_tracks()  # the takes' sound, cut the same way
+        assert [c.name for c in audio.find_clips()] == [c.name for c in video.find_clips()]
+        clips = list(video.find_clips())
         assert len(clips) == len(output.segments)
         assert [c.name for c in clips] == [f"{s.id} {s.scene_id}" for s in output.segments]
         assert sum(_frames(c.source_range.duration) for c in clips) == _frames(project.duration()) == 144
@@ -519,14 +533,21 @@ def test_export_defaults_to_the_run_folder(tiny_run: Path, otio: Any, tmp_path: 
     assert timeline.export(run) == [run / "timeline.otio"]
     written = otio.adapters.read_from_file(str(run / "timeline.otio"))
     original = otio.adapters.read_from_file(str(tiny_run / "timeline.otio"))
-    assert written.is_equivalent_to(original)
-    assert timeline.export(run, "edl") == [run / "timeline-part01.edl", run / "timeline-part02.edl"]
+    # The same edit, pointing at the copied run's own media folder.
+    pairs = list(zip(written.find_clips(), original.find_clips(), strict=True))
+    assert all(a.source_range == b.source_range and a.name == b.name for a, b in pairs)
+    assert all(a.media_reference.target_url.startswith((run / "media").as_uri()) for a, _ in pairs)
+    assert timeline.export(run, "edl")[::2] == [run / "timeline-part01.edl", run / "timeline-part02.edl"]
 
 
 def test_missing_adapters_say_how_to_install_them(
     tiny_run: Path, otio: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(timeline._ADAPTERS, "edl", ("no_such_adapter", "otio-cmx3600-adapter"))
+    from composer.timeline.writers import FORMATS
+
+    monkeypatch.setitem(
+        FORMATS, "edl", FORMATS["edl"].__class__(".edl", "no_such_adapter", "otio-cmx3600-adapter", True, "")
+    )
     assert main(["export", str(tiny_run), "--format", "edl"]) == 3
     assert "otio-cmx3600-adapter" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "opentimelineio", None)  # as if it were not installed
@@ -545,9 +566,180 @@ def test_without_opentimelineio_a_render_notes_how_to_get_the_timeline(
     out = tmp_path / "out"
     shutil.copytree(tiny_run, out)  # its outputs are up to date: only the files beside them are written
     stale = out / "timeline.otio"  # from the earlier render: it would describe takes no longer used
-    monkeypatch.setattr(timeline, "available", lambda: False)
+    monkeypatch.setattr("composer.timeline.run.available", lambda: False)
     result = render(tiny_run.parent / "tiny.yaml", out, cache_dir=tiny_run.parent / "cache")
     assert not any(o.composed for o in result.manifest.outputs)
     assert not stale.exists()
     notes = json.loads((out / "manifest.json").read_text())["notes"]
     assert any("timeline.otio" in n and "pip install 'composer[edit]'" in n for n in notes)
+
+
+# --- Complete timelines: audio, media, markers, and each format read back ---------------------
+
+
+def test_audio_beside_video_and_markers_on_the_timeline(drifty_run: Path, otio: Any) -> None:
+    report = Report.model_validate_json((drifty_run / "report.json").read_text())
+    read = otio.adapters.read_from_file(str(drifty_run / "timeline.otio"))
+    [video], [audio] = read.video_tracks(), read.audio_tracks()
+    assert [c.name for c in audio.find_clips()] == [c.name for c in video.find_clips()]
+    assert [c.source_range for c in audio.find_clips()] == [c.source_range for c in video.find_clips()]
+    assert read.metadata["composer"]["rate"] == 24.0
+    [clip] = video.find_clips()
+    bounds = clip.media_reference.available_image_bounds
+    assert (bounds.max.x - bounds.min.x) / (bounds.max.y - bounds.min.y) == pytest.approx(160 / 96)
+    # The timeline's own markers: one per clip marker, at the same picture, with the reason.
+    [seg] = report.outputs[0].segments
+    timeline_markers = list(read.tracks.markers)
+    assert len(timeline_markers) == len(clip.markers) == 2
+    for on_timeline, on_clip in zip(timeline_markers, clip.markers, strict=True):
+        offset = clip.source_range.start_time.value
+        assert on_timeline.marked_range.start_time.value == on_clip.marked_range.start_time.value - offset
+        assert on_timeline.metadata["composer"]["reason"] == on_clip.metadata["composer"]["reason"] != ""
+        assert on_timeline.metadata["composer"]["output"] == "part01.mp4"
+    # The kept attempt's checks, each with its value and levels.
+    kept = seg.attempts[seg.kept_attempt - 1]
+    checks = clip.metadata["composer"]["checks"]
+    assert [(c["check"], c["value"]) for c in checks] == [(c.name, c.value) for c in kept.checks]
+    assert clip.media_reference.name == f"{seg.id}-a{seg.kept_attempt}.mp4"
+
+
+def test_media_are_linked_into_the_run_folder_under_unique_names(tiny_run: Path) -> None:
+    media = sorted((tiny_run / "media").iterdir())
+    plan = Plan.model_validate_json((tiny_run / "plan.json").read_text())
+    assert [p.name for p in media] == sorted(f"{s.id}-a1.mp4" for s in plan.segments)
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    takes = {Path(t["path"]).stat().st_ino for t in manifest["takes"]}
+    assert {p.stat().st_ino for p in media} <= takes  # hard links: the cache's own files, no copies
+
+
+def test_otioz_bundles_the_media(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    [path] = timeline.export(tiny_run, "otioz", tmp_path / "cut.otioz")
+    names = zipfile.ZipFile(path).namelist()
+    assert "content.otio" in names and sum(n.startswith("media/") for n in names) == 5
+    extracted = tmp_path / "x"
+    extracted.mkdir()
+    read = otio.adapters.read_from_file(str(path), extract_to_directory=str(extracted))
+    for clip in read.find_clips():
+        assert (extracted / clip.media_reference.target_url).is_file()  # relative to the bundle
+
+
+def test_edl_reels_name_one_file_each_and_locators_are_at_record_time(
+    drifty_run: Path, tiny_run: Path, otio: Any, tmp_path: Path
+) -> None:
+    paths = timeline.export(tiny_run, "edl", tmp_path / "t.edl")
+    for edl, table in zip(paths[::2], paths[1::2], strict=True):
+        rows = list(csv.DictReader(table.open()))
+        reels = {r["reel"]: r["file"] for r in rows}
+        assert len(reels) == len(rows) and len(set(reels.values())) == len(rows)
+        [track] = otio.adapters.read_from_file(str(edl), rate=24).tracks
+        for clip in track.find_clips():
+            # OTIO's reader gives a dissolve's incoming clip the outgoing file; the reel is right.
+            assert Path(reels[clip.metadata["cmx_3600"]["reel"]]).name.startswith(clip.name.split()[0])
+    [edl, _] = timeline.export(drifty_run, "edl", tmp_path / "d.edl")
+    spec = timeline.describe_run(timeline.load_run(drifty_run))
+    [clip] = otio.adapters.read_from_file(str(edl), rate=24).find_clips()
+    assert [m.marked_range.start_time.value for m in clip.markers] == [
+        m.frame for m in spec.tracks[0].markers
+    ]
+
+
+def test_xmeml_mlt_and_xges_read_back(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_fcp_adapter")
+    pytest.importorskip("otio_xges_adapter")
+    pytest.importorskip("otio_mlt_adapter")
+    [xml] = timeline.export(tiny_run, "xmeml", tmp_path / "cut.xml")
+    sequences = otio.adapters.read_from_file(str(xml))
+    assert len(sequences) == 2
+    sizes = ET.parse(xml).getroot().findall(".//sequence/media/video/format/samplecharacteristics")
+    assert [(e.findtext("width"), e.findtext("height")) for e in sizes] == [("160", "96")] * 2
+    for sequence in sequences:
+        assert sequence.video_tracks() and sequence.audio_tracks()
+        assert sequence.duration().to_frames() == 144
+    for path in timeline.export(tiny_run, "xges", tmp_path / "cut.xges"):
+        read = otio.adapters.read_from_file(str(path))
+        assert read.video_tracks() and read.audio_tracks()
+        assert round(read.duration().to_seconds() * 24) == 144
+        assert "framerate=(fraction)24/1" in path.read_text()
+    for path in timeline.export(tiny_run, "mlt", tmp_path / "cut.mlt"):
+        root = ET.parse(path).getroot()
+        profile = root.find("profile")
+        assert profile is not None
+        assert (profile.get("width"), profile.get("height"), profile.get("frame_rate_num")) == (
+            "160",
+            "96",
+            "24",
+        )
+        ids = [p.get("id") for p in root.findall("producer")]
+        assert len(ids) == len(set(ids))
+
+
+def _engine_matches(rendered: Path, output: Path, joins: list[int]) -> None:
+    """Same frame count, sound, and PSNR >= 40 dB over the bodies (the fades are the engine's own)."""
+    assert ffmpeg.decode(rendered).frames == ffmpeg.decode(output).frames == 144
+    assert ffmpeg.probe(rendered).has_audio
+    assert float(np.abs(ffmpeg.read_audio(rendered)).mean()) > 0.01  # not silence
+    scores = ffmpeg.compare_video(output, rendered)
+    fades = {f for centre in joins for f in range(centre - 8, centre + 8)}
+    bodies = [s.psnr for i, s in enumerate(scores) if i not in fades]
+    assert len(scores) == 144 and sum(bodies) / len(bodies) >= 40, bodies
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("melt") is None, reason="melt (MLT) is not installed: apt-get install melt")
+def test_melt_renders_the_mlt_export_like_composer(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_mlt_adapter")
+    [path, _] = timeline.export(tiny_run, "mlt", tmp_path / "cut.mlt")
+    rendered = tmp_path / "melt.mp4"
+    subprocess.run(
+        [
+            "melt",
+            "-quiet",
+            str(path),
+            "-consumer",
+            f"avformat:{rendered}",
+            "vcodec=libx264",
+            "crf=10",
+            "acodec=aac",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    _engine_matches(rendered, tiny_run / "part01.mp4", [48, 102])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("ges-launch-1.0") is None, reason="GES is not installed: apt-get install ges1.0-tools"
+)
+def test_ges_renders_the_xges_export_like_composer(tiny_run: Path, otio: Any, tmp_path: Path) -> None:
+    pytest.importorskip("otio_xges_adapter")
+    [path, _] = timeline.export(tiny_run, "xges", tmp_path / "cut.xges")
+    rendered = tmp_path / "ges.mkv"  # raw pictures: the GES install's own H.264 encoder is baseline only
+    subprocess.run(
+        ["ges-launch-1.0", "-l", str(path), "-o", rendered.as_uri(),
+         "--format=video/x-matroska:video/x-raw,format=I420:audio/x-raw"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    _engine_matches(rendered, tiny_run / "part01.mp4", [48, 102])
+
+
+def test_to_moviepy_plays_the_timeline_like_composer(tiny_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("moviepy")
+    import composer
+
+    clip = composer.to_moviepy(tiny_run, "part01.mp4")
+    assert (clip.duration, clip.fps, tuple(clip.size)) == (6.0, 24.0, (160, 96))
+    written = tmp_path / "moviepy.mp4"
+    clip.write_videofile(
+        str(written), codec="libx264", audio_codec="aac", ffmpeg_params=["-crf", "10"], logger=None
+    )
+    assert ffmpeg.decode(written).frames == 144
+    assert float(np.abs(ffmpeg.read_audio(written)).mean()) > 0.01
+    scores = [s.psnr for s in ffmpeg.compare_video(tiny_run / "part01.mp4", written)]
+    # moviepy composites in RGB, so every frame, fades included, is near but not bit-exact.
+    assert len(scores) == 144 and min(scores) >= 35 and sum(scores) / 144 >= 38, scores
+    with pytest.raises(ComposerError, match=r"no output 'part09\.mp4'"):
+        composer.to_moviepy(tiny_run, "part09.mp4")

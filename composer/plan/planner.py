@@ -274,7 +274,9 @@ def plan_output(layout: _Layout, k: int, notes: list[str]) -> OutputPlan:
     legs = timing.layout_nominal([f for _, f in nominal], fades).legs
     for i, ((scene_index, frames), leg) in enumerate(zip(nominal, legs, strict=True)):
         fade_in = leg.fade_in if i > 0 and nominal[i - 1][0] == scene_index else 0
-        segment = _segment(layout, f"o{k + 1}-s{i + 1}", k, scene_index, cursor, frames, leg.lead, leg.tail, fade_in)
+        segment = _segment(
+            layout, f"o{k + 1}-s{i + 1}", k, scene_index, cursor, frames, leg.lead, leg.tail, fade_in
+        )
         segments.append(segment)
         layout.previous_by_scene[scene_index] = (segment.id, segment.clip_frames)
         cursor += frames
