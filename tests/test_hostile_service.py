@@ -12,7 +12,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,22 +27,10 @@ from composer.jobs.journal import Journal
 from composer.jobs.remote import JobSettings, Ledger, RemoteJobs
 from composer.sim import Simulator
 
-KEY = "sim-key-for-hostile-tests"
 DEADLINE_S = 3.0
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(latency_s=0.0, faults="", seed=0) as server:
-        yield server
+SIM_OPTIONS = {"latency_s": 0.0}  # no simulated latency: the faults alone set these timings
+# Fake keys; no real key, address or proxy from the developer's shell.
+pytestmark = pytest.mark.usefixtures("keys")
 
 
 def _request() -> GenerationRequest:
