@@ -110,6 +110,7 @@ def first_frame(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- round trips --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gemini_generate_then_extend(
     sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
 ) -> None:
@@ -138,6 +139,7 @@ def test_gemini_generate_then_extend(
     assert stats["created"] >= 2 and stats["downloads"] >= 2
 
 
+@pytest.mark.slow
 def test_vertex_generate_bytes_then_extend_from_bytes(
     sim: Simulator, keys: dict[str, str], tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ def test_vertex_generate_bytes_then_extend_from_bytes(
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_vertex_storage_uri_downloads_through_cloud_storage(
     sim: Simulator, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -189,6 +192,7 @@ def test_vertex_storage_uri_downloads_through_cloud_storage(
     }
 
 
+@pytest.mark.slow
 def test_openai_generate_with_reference_then_extend(
     sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
 ) -> None:
@@ -220,6 +224,7 @@ def test_openai_generate_with_reference_then_extend(
     assert sim.stats()["openai"]["created"] >= 2
 
 
+@pytest.mark.slow
 def test_relay_generate_then_extend(
     sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
 ) -> None:
@@ -409,6 +414,7 @@ def test_failed_operation_reports_the_service_words(name: str, keys: dict[str, s
     assert status.message
 
 
+@pytest.mark.slow
 def test_rate_limit_then_success_and_truncated_download_then_success(
     keys: dict[str, str], tmp_path: Path
 ) -> None:

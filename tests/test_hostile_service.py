@@ -93,6 +93,7 @@ def _left_in_cache(root: Path) -> list[str]:
     ],
     ids=["huge", "trickle", "wrongtype", "smaller"],
 )
+@pytest.mark.slow
 def test_each_hostile_download_ends_in_a_clear_error_and_leaves_nothing(
     sim: Simulator, tmp_path: Path, fault: str, words: str
 ) -> None:
@@ -104,6 +105,7 @@ def test_each_hostile_download_ends_in_a_clear_error_and_leaves_nothing(
     assert _left_in_cache(root) == []
 
 
+@pytest.mark.slow
 def test_without_faults_the_same_take_downloads(sim: Simulator, tmp_path: Path) -> None:
     error, _, root = _make(sim, tmp_path, "")
     assert error is None

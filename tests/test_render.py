@@ -25,6 +25,7 @@ def board_file(tmp_path: Path) -> Path:
     return write_board(tmp_path, BOARD)
 
 
+@pytest.mark.slow
 def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = render(board_file, out)
@@ -56,6 +57,7 @@ def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_
     assert second.report.summary == first.report.summary
 
 
+@pytest.mark.slow
 def test_plan_json_renders_without_the_storyboard(board_file: Path, tmp_path: Path) -> None:
     first = render(board_file, tmp_path / "a")
     board_file.unlink()  # the plan carries everything: prompts, seeds, sizes, frames
@@ -68,6 +70,7 @@ def plan_calls(plan: dict[str, object]) -> int:
     return sum(len(s["chunks"]) for o in plan["outputs"] for s in o["segments"])  # type: ignore[index,union-attr]
 
 
+@pytest.mark.slow
 def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: Path) -> None:
     board = {
         **BOARD,
@@ -86,6 +89,7 @@ def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: 
     assert [ffmpeg.decode(p).frames for p in result.outputs] == [288, 288]
 
 
+@pytest.mark.slow
 def test_cli_render_prints_outputs(
     board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,6 +134,7 @@ def _wait_for_takes(cache: Path, count: int, proc: subprocess.Popen[bytes], limi
     wait_until(enough, timeout_s=limit_s, interval_s=0.05, what=f"{count} finished takes")
 
 
+@pytest.mark.slow
 def test_killed_render_resumes_without_generating_twice(board_file: Path, tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     proc = _spawn_render(board_file, out, cache)
@@ -146,6 +151,7 @@ def test_killed_render_resumes_without_generating_twice(board_file: Path, tmp_pa
     assert all(ffmpeg.decode(p).frames == 144 for p in result.outputs)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_output(board_file: Path, tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     proc = _spawn_render(board_file, out, cache)
@@ -168,6 +174,7 @@ def test_bad_storyboard_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFix
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
     board = {
         **BOARD,
@@ -190,6 +197,7 @@ def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
     assert "regenerat" in page
 
 
+@pytest.mark.slow
 def test_runner_offers_each_chain_before_judging_it(tmp_path: Path) -> None:
     # The pipeline starts normalising a take when it is offered, so the judge's time is not
     # added to the tail: every attempt is offered first, judged next, and only the kept one

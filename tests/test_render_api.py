@@ -99,6 +99,7 @@ def test_demo_renders_through_faults_with_every_operation_accounted_for(
     assert report["metrics"]["backends"][backend]["retries"] > 0
 
 
+@pytest.mark.slow
 def test_cached_takes_are_not_paid_again(
     keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
 ) -> None:
@@ -111,6 +112,7 @@ def test_cached_takes_are_not_paid_again(
     assert second.manifest.generated == 0 and second.manifest.cost_usd == 0
 
 
+@pytest.mark.slow
 def test_downloads_are_retried_as_downloads_never_by_generating_again(
     keys: dict[str, str], tiny: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +127,7 @@ def test_downloads_are_retried_as_downloads_never_by_generating_again(
     assert all(ffmpeg.decode(p).frames == 144 for p in result.outputs)
 
 
+@pytest.mark.slow
 def test_safety_filter_is_reported_not_retried_and_the_rest_is_kept(
     keys: dict[str, str], tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -156,6 +159,7 @@ def test_safety_filter_is_reported_not_retried_and_the_rest_is_kept(
     assert all(o.frames == 144 for o in again.manifest.outputs)
 
 
+@pytest.mark.slow
 def test_budget_stops_before_submitting_what_would_pass_it(
     keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
 ) -> None:
