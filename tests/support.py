@@ -18,10 +18,11 @@ import yaml
 from composer.sim import Simulator
 
 T = TypeVar("T")
-StartSim = Callable[..., Simulator]  # the ``start_sim`` fixture: Simulator keyword arguments in
+# The ``start_sim`` fixture: ``Simulator`` keyword arguments in, a running simulator out.
+StartSim = Callable[..., Simulator]
 
 # Generous on purpose: on a loaded two-core machine a simulator render can take many seconds,
-# and a test that fails by timeout says nothing a slower pass would not.
+# and a wait that gives up early fails a correct program.
 WAIT_S = 120.0
 
 # One fake key per variable the API backends read, each distinct, so a leak names its source.
