@@ -22,6 +22,7 @@ def test_the_api_page_has_examples_of_every_public_function() -> None:
     assert [n for n in functions if f"composer.{n}(" not in text] == []
 
 
+@pytest.mark.slow
 def test_every_example_on_the_api_page_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("opentimelineio")
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,9 @@ from composer.backends import registry
 from composer.backends.base import GenerationRequest, TakeInput
 from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import ComposerError, EnvironmentProblem, RetryableError, TerminalError
+from composer.sim import Simulator
+from tests.support import FAKE_KEYS, base_url, wait_until_async
 
-sim_module = pytest.importorskip("composer.sim", reason="the simulator (composer/sim) is not importable")
-Simulator = sim_module.Simulator
-
-LEAK = "sk-test-LEAKCHECK-123"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-ENV_VARS = (
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GOOGLE_GEMINI_BASE_URL",
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-    "VERTEX_ACCESS_TOKEN",
-    "GOOGLE_CLOUD_PROJECT",
-    "GOOGLE_CLOUD_LOCATION",
-    "GOOGLE_VERTEX_BASE_URL",
-    "COMPOSER_VERTEX_STORAGE_URI",
-    "COMPOSER_GCS_BASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "COMPOSER_OPENAI_EXTENSIONS",
-    "COMPOSER_RELAY_API_KEY",
-    "COMPOSER_RELAY_BASE_URL",
-)
 MODELS = {
     "gemini": "veo-3.1-fast-generate-preview",
     "vertex": "veo-3.1-fast-generate-001",
@@ -53,32 +32,11 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # No real key, address or proxy from the developer's shell may reach these tests.
-    for name in (*ENV_VARS, *PROXY_VARS):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+# No real key, address or proxy from the developer's shell may reach these tests.
+pytestmark = pytest.mark.usefixtures("service_env")
 
 
-@pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEMINI_API_KEY", "OPENAI_API_KEY", "COMPOSER_RELAY_API_KEY", "GOOGLE_OAUTH_ACCESS_TOKEN"):
-        monkeypatch.setenv(name, LEAK)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "composer-test")
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Any]:
-    with Simulator(latency_s=0.05, faults="", seed=0) as server:
-        yield server
-
-
-def base_url(sim: Any, backend: str) -> str:
-    return {"openai": sim.base_url + "/v1", "relay": sim.base_url + "/relay"}.get(backend, sim.base_url)
-
-
-def make(name: str, sim: Any, **kwargs: Any) -> RemoteBackend:
+def make(name: str, sim: Simulator, **kwargs: Any) -> RemoteBackend:
     backend = registry.create(name, base_url=base_url(sim, name), **kwargs)
     assert isinstance(backend, RemoteBackend)
     return backend
@@ -105,15 +63,12 @@ def request(
 
 async def finish(backend: RemoteBackend, operation: Operation, timeout_s: float = 120.0) -> OperationStatus:
     """Poll until the operation leaves "running" (the simulator answers in well under a second)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        status = await backend.poll(operation)
-        if status.state != "running":
-            return status
-        if loop.time() > deadline:
-            raise AssertionError(f"{operation.id} still running after {timeout_s} s")
-        await asyncio.sleep(min(0.05, status.poll_after_s or 0.05))
+    return await wait_until_async(
+        lambda: backend.poll(operation),
+        lambda status: status.state != "running",
+        timeout_s=timeout_s,
+        what=f"{operation.id} leaving running",
+    )
 
 
 async def make_clip(
@@ -127,11 +82,12 @@ async def make_clip(
 
 
 def assert_no_key(*things: Any) -> None:
-    """The test key appears in none of ``things`` (models are dumped, the rest repr'd)."""
+    """None of the test keys appears in ``things`` (models are dumped, the rest repr'd)."""
     for thing in things:
         text = thing.model_dump_json() if hasattr(thing, "model_dump_json") else repr(thing)
-        assert LEAK not in text
-        assert base64.b64encode(LEAK.encode()).decode() not in text
+        for key in FAKE_KEYS.values():
+            assert key not in text
+            assert base64.b64encode(key.encode()).decode() not in text
 
 
 def frames_of(path: Path) -> int:
@@ -154,7 +110,10 @@ def first_frame(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- round trips --------------------------------------------------------------------------------------
 
 
-def test_gemini_generate_then_extend(sim: Any, keys: None, first_frame: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_gemini_generate_then_extend(
+    sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
+) -> None:
     async def go() -> None:
         backend = make("gemini", sim)
         try:
@@ -180,7 +139,10 @@ def test_gemini_generate_then_extend(sim: Any, keys: None, first_frame: Path, tm
     assert stats["created"] >= 2 and stats["downloads"] >= 2
 
 
-def test_vertex_generate_bytes_then_extend_from_bytes(sim: Any, keys: None, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_vertex_generate_bytes_then_extend_from_bytes(
+    sim: Simulator, keys: dict[str, str], tmp_path: Path
+) -> None:
     async def go() -> None:
         backend = make("vertex", sim)
         try:
@@ -202,8 +164,9 @@ def test_vertex_generate_bytes_then_extend_from_bytes(sim: Any, keys: None, tmp_
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_vertex_storage_uri_downloads_through_cloud_storage(
-    sim: Any, keys: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    sim: Simulator, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("COMPOSER_VERTEX_STORAGE_URI", "gs://composer-test-bucket/takes/")
 
@@ -229,8 +192,9 @@ def test_vertex_storage_uri_downloads_through_cloud_storage(
     }
 
 
+@pytest.mark.slow
 def test_openai_generate_with_reference_then_extend(
-    sim: Any, keys: None, first_frame: Path, tmp_path: Path
+    sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
 ) -> None:
     async def go() -> None:
         backend = make("openai", sim, model="sora-2")
@@ -260,7 +224,10 @@ def test_openai_generate_with_reference_then_extend(
     assert sim.stats()["openai"]["created"] >= 2
 
 
-def test_relay_generate_then_extend(sim: Any, keys: None, first_frame: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_relay_generate_then_extend(
+    sim: Simulator, keys: dict[str, str], first_frame: Path, tmp_path: Path
+) -> None:
     async def go() -> None:
         backend = make("relay", sim)
         try:
@@ -303,16 +270,16 @@ def test_missing_key_names_the_variable(name: str, variable: str, monkeypatch: p
 
 
 def test_missing_relay_address_and_vertex_project(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COMPOSER_RELAY_API_KEY", LEAK)
+    monkeypatch.setenv("COMPOSER_RELAY_API_KEY", FAKE_KEYS["COMPOSER_RELAY_API_KEY"])
     with pytest.raises(EnvironmentProblem, match="COMPOSER_RELAY_BASE_URL"):
         registry.create("relay")
-    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", LEAK)
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", FAKE_KEYS["GOOGLE_OAUTH_ACCESS_TOKEN"])
     with pytest.raises(EnvironmentProblem, match="GOOGLE_CLOUD_PROJECT"):
         registry.create("vertex")
 
 
 @pytest.mark.parametrize("name", ["gemini", "vertex", "openai", "relay"])
-def test_unknown_model_is_terminal_and_names_it(name: str, sim: Any, keys: None) -> None:
+def test_unknown_model_is_terminal_and_names_it(name: str, sim: Simulator, keys: dict[str, str]) -> None:
     model = "no-such-model-9" if name != "openai" else "sora-no-such-model-9"
 
     async def go() -> None:
@@ -336,7 +303,7 @@ def test_unknown_model_is_terminal_and_names_it(name: str, sim: Any, keys: None)
     ],
 )
 def test_wrong_key_is_terminal_names_the_variable_and_is_redacted(
-    name: str, variable: str, keys: None
+    name: str, variable: str, keys: dict[str, str]
 ) -> None:
     with Simulator(latency_s=0.05, faults="", seed=0, api_key="the-right-key") as strict:
 
@@ -351,10 +318,12 @@ def test_wrong_key_is_terminal_names_the_variable_and_is_redacted(
             asyncio.run(go())
     text = str(caught.value)
     assert f"check {variable}" in text
-    assert LEAK not in text
+    assert_no_key(text)
 
 
-def test_requests_outside_the_capabilities_are_refused_before_sending(sim: Any, keys: None) -> None:
+def test_requests_outside_the_capabilities_are_refused_before_sending(
+    sim: Simulator, keys: dict[str, str]
+) -> None:
     async def go(req: GenerationRequest) -> None:
         backend = make("gemini", sim)
         try:
@@ -382,7 +351,7 @@ def test_requests_outside_the_capabilities_are_refused_before_sending(sim: Any, 
     assert sim.stats()["gemini"]["created"] == before
 
 
-def test_operation_from_another_service_is_not_polled_here(sim: Any, keys: None) -> None:
+def test_operation_from_another_service_is_not_polled_here(sim: Simulator, keys: dict[str, str]) -> None:
     async def go() -> None:
         backend = make("gemini", sim)
         try:
@@ -410,7 +379,7 @@ FILTER_WORDS = {
 
 
 @pytest.mark.parametrize("name", ["gemini", "vertex", "openai", "relay"])
-def test_safety_block_is_a_filtered_status_with_the_service_reason(name: str, keys: None) -> None:
+def test_safety_block_is_a_filtered_status_with_the_service_reason(name: str, keys: dict[str, str]) -> None:
     with Simulator(latency_s=0.05, faults=f"filter@{name}=1x", seed=0) as server:
 
         async def go() -> OperationStatus:
@@ -430,7 +399,7 @@ def test_safety_block_is_a_filtered_status_with_the_service_reason(name: str, ke
 
 
 @pytest.mark.parametrize("name", ["gemini", "openai"])
-def test_failed_operation_reports_the_service_words(name: str, keys: None) -> None:
+def test_failed_operation_reports_the_service_words(name: str, keys: dict[str, str]) -> None:
     with Simulator(latency_s=0.05, faults=f"fail@{name}=1x", seed=0) as server:
 
         async def go() -> OperationStatus:
@@ -445,7 +414,10 @@ def test_failed_operation_reports_the_service_words(name: str, keys: None) -> No
     assert status.message
 
 
-def test_rate_limit_then_success_and_truncated_download_then_success(keys: None, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_rate_limit_then_success_and_truncated_download_then_success(
+    keys: dict[str, str], tmp_path: Path
+) -> None:
     faults = "429@gemini.create=1x:3,truncate@gemini.download=1x"
     with Simulator(latency_s=0.05, faults=faults, seed=0) as server:
 
@@ -470,7 +442,7 @@ def test_rate_limit_then_success_and_truncated_download_then_success(keys: None,
     assert frames_of(tmp_path / "a.mp4") == 4 * 24
 
 
-def test_server_errors_are_retryable_for_every_protocol(keys: None) -> None:
+def test_server_errors_are_retryable_for_every_protocol(keys: dict[str, str]) -> None:
     faults = ",".join(
         f"{kind}@{name}.create=1x"
         for kind, name in [("500", "gemini"), ("503", "vertex"), ("500", "openai"), ("503", "relay")]
@@ -490,13 +462,13 @@ def test_server_errors_are_retryable_for_every_protocol(keys: None) -> None:
         for name in ("gemini", "vertex", "openai", "relay"):
             error = asyncio.run(go(name))
             assert error.reached_server is True
-            assert LEAK not in str(error)
+            assert_no_key(str(error))
 
 
 # -- keys never leak -------------------------------------------------------------------------------------
 
 
-def test_the_key_never_appears_in_errors_operations_or_state(keys: None) -> None:
+def test_the_key_never_appears_in_errors_operations_or_state(keys: dict[str, str]) -> None:
     # Every kind of answer that quotes the service, none of which needs a render: rate limits,
     # server errors on polls, safety blocks, unknown models, and a key the service refuses.
     faults = "429@create=4x,500@poll=4x," + ",".join(f"filter@{name}=1x" for name in MODELS)
@@ -510,7 +482,7 @@ def test_the_key_never_appears_in_errors_operations_or_state(keys: None) -> None
                 seen.append(str(exc))
         raise AssertionError("the fault did not clear")
 
-    async def go(server: Any, name: str) -> None:
+    async def go(server: Simulator, name: str) -> None:
         backend = make(name, server)
         try:
             req = request(name)
@@ -528,7 +500,7 @@ def test_the_key_never_appears_in_errors_operations_or_state(keys: None) -> None
         for name in MODELS:
             asyncio.run(go(server, name))
 
-    async def refused(server: Any, name: str) -> None:
+    async def refused(server: Simulator, name: str) -> None:
         backend = make(name, server)
         try:
             await backend.submit(request(name), TakeInput())
@@ -568,7 +540,7 @@ def test_capabilities_are_declared_per_backend_and_model(monkeypatch: pytest.Mon
         registry.capabilities("kling")
 
 
-def test_default_endpoint_only_for_the_official_hosts(keys: None) -> None:
+def test_default_endpoint_only_for_the_official_hosts(keys: dict[str, str]) -> None:
     def official(name: str, url: str | None = None) -> bool:
         backend = registry.create(name, base_url=url)
         assert isinstance(backend, RemoteBackend)
@@ -631,7 +603,7 @@ def test_vertex_application_default_credentials_are_refreshed(monkeypatch: pytes
     ]:
         monkeypatch.setitem(sys.modules, name, module)
 
-    async def go(server: Any) -> tuple[Operation, OperationStatus]:
+    async def go(server: Simulator) -> tuple[Operation, OperationStatus]:
         backend = make("vertex", server)
         try:
             operation = await backend.submit(request("vertex"), TakeInput())

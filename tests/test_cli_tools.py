@@ -47,6 +47,7 @@ def test_analyze_fast_reads_only_the_reference_frames(
     assert set(fast) == set(full) and fast["duration_s"] == full["duration_s"] and fast["fps"] == 24
 
 
+@pytest.mark.slow
 def test_analyze_fail_on_and_html(
     make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -63,6 +64,7 @@ def test_analyze_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Ca
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compose_joins_clips_to_an_exact_length(
     make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

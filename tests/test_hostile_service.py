@@ -12,7 +12,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,22 +27,10 @@ from composer.jobs.journal import Journal
 from composer.jobs.remote import JobSettings, Ledger, RemoteJobs
 from composer.sim import Simulator
 
-KEY = "sim-key-for-hostile-tests"
 DEADLINE_S = 3.0
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(latency_s=0.0, faults="", seed=0) as server:
-        yield server
+SIM_OPTIONS = {"latency_s": 0.0}  # no simulated latency: the faults alone set these timings
+# Fake keys; no real key, address or proxy from the developer's shell.
+pytestmark = pytest.mark.usefixtures("keys")
 
 
 def _request() -> GenerationRequest:
@@ -106,6 +93,7 @@ def _left_in_cache(root: Path) -> list[str]:
     ],
     ids=["huge", "trickle", "wrongtype", "smaller"],
 )
+@pytest.mark.slow
 def test_each_hostile_download_ends_in_a_clear_error_and_leaves_nothing(
     sim: Simulator, tmp_path: Path, fault: str, words: str
 ) -> None:
@@ -117,6 +105,7 @@ def test_each_hostile_download_ends_in_a_clear_error_and_leaves_nothing(
     assert _left_in_cache(root) == []
 
 
+@pytest.mark.slow
 def test_without_faults_the_same_take_downloads(sim: Simulator, tmp_path: Path) -> None:
     error, _, root = _make(sim, tmp_path, "")
     assert error is None

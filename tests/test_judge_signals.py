@@ -57,6 +57,7 @@ def test_clean_pan_raises_nothing(tmp_path: Path) -> None:
     assert result.findings == [] and result.drift.worst is None
 
 
+@pytest.mark.slow
 def test_brightness_step_of_5_percent(tmp_path: Path) -> None:
     frames = _pan()
     at = round(1.5 * FPS)
@@ -81,6 +82,7 @@ def test_freeze_of_one_second(tmp_path: Path) -> None:
     assert finding.value >= finding.threshold == 0.5  # seconds frozen against the shortest reported
 
 
+@pytest.mark.slow
 def test_motion_that_turns_back(tmp_path: Path) -> None:
     frames = _pan(4.0, pan=(60.0, 0.0))
     at = 2 * FPS
@@ -89,6 +91,7 @@ def test_motion_that_turns_back(tmp_path: Path) -> None:
     assert kinds.get("reversal") == pytest.approx(2.0, abs=0.35)
 
 
+@pytest.mark.slow
 def test_loop_back_in_time(tmp_path: Path) -> None:
     frames = _pan(4.0, pan=(60.0, 0.0))
     at = 2 * FPS

@@ -310,6 +310,7 @@ def test_a_higher_motion_intensity_moves_the_camera_further(tmp_path: Path) -> N
 # --- Through renders: relay on the simulator, local with its report and timeline ---------------
 
 
+@pytest.mark.slow
 def test_relay_render_sends_both_knobs_and_the_simulator_applies_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -364,6 +365,7 @@ def test_relay_render_sends_both_knobs_and_the_simulator_applies_them(
     assert "style_strength 0.7 (not sent) · motion_intensity 0.3 (not sent)" in page
 
 
+@pytest.mark.slow
 def test_local_render_records_the_knobs_in_the_report_and_the_timeline(tmp_path: Path) -> None:
     board = {
         "output": {"length_s": 4, "resolution": "160x96", "crossfade_s": 0},

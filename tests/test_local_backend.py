@@ -160,6 +160,7 @@ def test_image_first_frame(tmp_path: Path) -> None:
     assert info.state["image"]["path"] == str(png.resolve())
 
 
+@pytest.mark.slow
 def test_extend_returns_the_whole_clip_with_a_smooth_join(tmp_path: Path) -> None:
     backend = LocalBackend()
     base = _request(prompt="sky with clouds and birds", camera="pan right", width=320, height=180)

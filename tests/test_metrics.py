@@ -203,6 +203,7 @@ def test_label_values_are_escaped_and_bad_label_names_refused() -> None:
 # Real renders.
 
 
+@pytest.mark.slow
 def test_local_render_writes_metrics_the_parser_accepts_and_that_match_the_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -249,6 +250,7 @@ def test_local_render_writes_metrics_the_parser_accepts_and_that_match_the_manif
     assert "success rate" in page and "regenerations" in page and "100.0%" in page
 
 
+@pytest.mark.slow
 def test_api_render_that_fails_still_writes_its_metrics(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -84,6 +84,7 @@ def test_final_plan_refuses_what_does_not_fit_the_preview(board_file: Path, tmp_
         modes.final_plan(changed, preview, seeds)
 
 
+@pytest.mark.slow
 def test_final_after_preview_makes_only_the_kept_segments_with_their_seeds(
     board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,6 +133,7 @@ def _fallback_board(tmp_path: Path, model: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_permanently_refused_model_falls_back_when_the_storyboard_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

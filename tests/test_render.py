@@ -7,41 +7,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from composer import ffmpeg
 from composer.cli import main
 from composer.pipeline import render
 from composer.timecode import audio_samples
+from tests.support import TINY_BOARD, wait_until, write_board
 
-BOARD = {
-    "title": "tiny",
-    "output": {"length_s": 6, "resolution": "160x96", "fps": 24, "crossfade_s": 0.5},
-    "generation": {"segment_s": 3, "seed": 7, "drift": 0},
-    "style": "soft light",
-    "scenes": [
-        {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 4.5, "camera": "pan right"},
-        {"id": "city", "prompt": "a city at night", "duration_s": 4.5, "transition_out": "cut"},
-        {"id": "snow", "prompt": "snow falling in a forest", "duration_s": 3, "camera": "static"},
-    ],
-}
-
-
-def _write(tmp_path: Path, board: dict[str, object], name: str = "tiny.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(board))
-    return path
+BOARD = TINY_BOARD
 
 
 @pytest.fixture
 def board_file(tmp_path: Path) -> Path:
-    return _write(tmp_path, BOARD)
+    return write_board(tmp_path, BOARD)
 
 
+@pytest.mark.slow
 def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = render(board_file, out)
@@ -73,6 +57,7 @@ def test_render_writes_exact_outputs_and_reuses_the_cache(board_file: Path, tmp_
     assert second.report.summary == first.report.summary
 
 
+@pytest.mark.slow
 def test_plan_json_renders_without_the_storyboard(board_file: Path, tmp_path: Path) -> None:
     first = render(board_file, tmp_path / "a")
     board_file.unlink()  # the plan carries everything: prompts, seeds, sizes, frames
@@ -85,6 +70,7 @@ def plan_calls(plan: dict[str, object]) -> int:
     return sum(len(s["chunks"]) for o in plan["outputs"] for s in o["segments"])  # type: ignore[index,union-attr]
 
 
+@pytest.mark.slow
 def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: Path) -> None:
     board = {
         **BOARD,
@@ -95,7 +81,7 @@ def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: 
             {"id": "city", "prompt": "a city at night", "duration_s": 6},
         ],
     }
-    result = render(_write(tmp_path, board, "long.yaml"), tmp_path / "out")
+    result = render(write_board(tmp_path, board, "long.yaml"), tmp_path / "out")
     kinds = [t.kind for t in result.manifest.takes]
     assert "extend" in kinds  # the 12 s segment is an 8 s base plus a 7 s extension
     continued = [s for s in result.plan.segments if s.continues]
@@ -103,6 +89,7 @@ def test_continuation_and_extension_chains_are_used(board_file: Path, tmp_path: 
     assert [ffmpeg.decode(p).frames for p in result.outputs] == [288, 288]
 
 
+@pytest.mark.slow
 def test_cli_render_prints_outputs(
     board_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -138,13 +125,16 @@ def _finished_takes(cache: Path) -> set[str]:
 
 
 def _wait_for_takes(cache: Path, count: int, proc: subprocess.Popen[bytes], limit_s: float = 60) -> None:
-    deadline = time.monotonic() + limit_s
-    while len(_finished_takes(cache)) < count:
+    def enough() -> bool:
+        if len(_finished_takes(cache)) >= count:
+            return True
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "the render made no takes in time"
-        time.sleep(0.05)
+        return False
+
+    wait_until(enough, timeout_s=limit_s, interval_s=0.05, what=f"{count} finished takes")
 
 
+@pytest.mark.slow
 def test_killed_render_resumes_without_generating_twice(board_file: Path, tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     proc = _spawn_render(board_file, out, cache)
@@ -161,6 +151,7 @@ def test_killed_render_resumes_without_generating_twice(board_file: Path, tmp_pa
     assert all(ffmpeg.decode(p).frames == 144 for p in result.outputs)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_output(board_file: Path, tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     proc = _spawn_render(board_file, out, cache)
@@ -175,7 +166,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_output(board_file: Path
 
 
 def test_bad_storyboard_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = _write(tmp_path, {**BOARD, "output": {**BOARD["output"], "fps": 0}}, "bad.yaml")
+    bad = write_board(tmp_path, {**BOARD, "output": {**BOARD["output"], "fps": 0}}, "bad.yaml")
     out = tmp_path / "never"
     assert main(["render", str(bad), "-o", str(out)]) == 2
     err = capsys.readouterr().err
@@ -183,6 +174,7 @@ def test_bad_storyboard_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFix
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
     board = {
         **BOARD,
@@ -193,7 +185,7 @@ def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
             {"id": "lake", "prompt": "a still lake under a clear sky", "duration_s": 20, "camera": "static"}
         ],
     }
-    result = render(_write(tmp_path, board, "drifty.yaml"), tmp_path / "out")
+    result = render(write_board(tmp_path, board, "drifty.yaml"), tmp_path / "out")
     assert result.report is not None
     summary = result.report.summary
     assert summary.segments_regenerated >= 1
@@ -205,6 +197,7 @@ def test_drift_makes_attempts_fail_and_regenerate(tmp_path: Path) -> None:
     assert "regenerat" in page
 
 
+@pytest.mark.slow
 def test_runner_offers_each_chain_before_judging_it(tmp_path: Path) -> None:
     # The pipeline starts normalising a take when it is offered, so the judge's time is not
     # added to the tail: every attempt is offered first, judged next, and only the kept one
@@ -216,7 +209,7 @@ def test_runner_offers_each_chain_before_judging_it(tmp_path: Path) -> None:
     from composer.pipeline import load_and_plan
 
     board = {**BOARD, "continuity": {"max_attempts": 2}}
-    _, plan = load_and_plan(_write(tmp_path, board))
+    _, plan = load_and_plan(write_board(tmp_path, board))
     events: dict[str, list[tuple[str, str]]] = {}
     judged: set[str] = set()
 

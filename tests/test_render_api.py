@@ -13,12 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from composer import ffmpeg
 from composer.cli import main
@@ -26,55 +23,21 @@ from composer.errors import BudgetExceeded, ContentFiltered
 from composer.jobs.remote import JobSettings
 from composer.pipeline import render
 from composer.sim import Simulator
+from tests.support import TINY_API_BOARD, StartSim, base_url, wait_until, write_board
 
 DEMO = Path(__file__).resolve().parents[1] / "storyboards" / "demo.yaml"
 FAST = JobSettings(poll_interval_s=0.05, poll_max_s=0.2, retry_base_s=0.05, retry_max_s=0.5)
-FAKE_KEYS = {
-    "gemini": ("GEMINI_API_KEY", "AIzaLEAKCHECK-gemini-0123456789"),
-    "openai": ("OPENAI_API_KEY", "sk-LEAKCHECK-openai-0123456789"),
-    "relay": ("COMPOSER_RELAY_API_KEY", "rk-LEAKCHECK-relay-0123456789"),
-}
-TINY = {
-    "title": "tiny api",
-    "output": {"length_s": 6, "resolution": "160x96", "fps": 24, "crossfade_s": 0.5},
-    "generation": {"segment_s": 3, "seed": 5},
-    "continuity": {"max_attempts": 1},
-    "scenes": [
-        {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 6, "camera": "pan right"},
-        {"id": "city", "prompt": "a city street at night", "duration_s": 6, "camera": "static"},
-    ],
-}
-
-
-def base_url(sim: Simulator, backend: str) -> str:
-    return {"openai": sim.base_url + "/v1", "relay": sim.base_url + "/relay"}.get(backend, sim.base_url)
-
-
-@pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for variable, value in FAKE_KEYS.values():
-        monkeypatch.setenv(variable, value)
-    for variable in (
-        "GOOGLE_GEMINI_BASE_URL",
-        "OPENAI_BASE_URL",
-        "COMPOSER_RELAY_BASE_URL",
-        "GOOGLE_API_KEY",
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    return {name: value for name, (_, value) in FAKE_KEYS.items()}
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY))
-    return path
+    return write_board(tmp_path, TINY_API_BOARD)
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(latency_s=0.05, seed=1) as server:
-        yield server
+def sim(start_sim: StartSim) -> Simulator:
+    """A fresh simulator per test (not the module's): these tests count what it created."""
+    return start_sim(seed=1)
 
 
 def accounted(manifest: dict[str, object]) -> set[str]:
@@ -136,6 +99,7 @@ def test_demo_renders_through_faults_with_every_operation_accounted_for(
     assert report["metrics"]["backends"][backend]["retries"] > 0
 
 
+@pytest.mark.slow
 def test_cached_takes_are_not_paid_again(
     keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
 ) -> None:
@@ -148,6 +112,7 @@ def test_cached_takes_are_not_paid_again(
     assert second.manifest.generated == 0 and second.manifest.cost_usd == 0
 
 
+@pytest.mark.slow
 def test_downloads_are_retried_as_downloads_never_by_generating_again(
     keys: dict[str, str], tiny: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +127,7 @@ def test_downloads_are_retried_as_downloads_never_by_generating_again(
     assert all(ffmpeg.decode(p).frames == 144 for p in result.outputs)
 
 
+@pytest.mark.slow
 def test_safety_filter_is_reported_not_retried_and_the_rest_is_kept(
     keys: dict[str, str], tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -193,6 +159,7 @@ def test_safety_filter_is_reported_not_retried_and_the_rest_is_kept(
     assert all(o.frames == 144 for o in again.manifest.outputs)
 
 
+@pytest.mark.slow
 def test_budget_stops_before_submitting_what_would_pass_it(
     keys: dict[str, str], tiny: Path, sim: Simulator, tmp_path: Path
 ) -> None:
@@ -241,18 +208,24 @@ def test_killed_render_resumes_its_operations_instead_of_submitting_again(
     keys: dict[str, str], tmp_path: Path
 ) -> None:
     cache, out = Path(os.environ["COMPOSER_CACHE"]), tmp_path / "out"
-    board = {**TINY, "output": {**TINY["output"], "length_s": 12}, "generation": {"segment_s": 6, "seed": 9}}
-    board_file = tmp_path / "board.yaml"
-    board_file.write_text(yaml.safe_dump(board))
+    board = {
+        **TINY_API_BOARD,
+        "output": {**TINY_API_BOARD["output"], "length_s": 12},
+        "generation": {"segment_s": 6, "seed": 9},
+    }
+    board_file = write_board(tmp_path, board, "board.yaml")
     with Simulator(latency_s=1.5, seed=5) as server:
         command = [sys.executable, "-m", "composer", "render", str(board_file), "-o", str(out),
                    "--backend", "gemini", "--base-url", server.base_url, "--poll-interval", "0.1"]  # fmt: skip
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not any(e["state"] == "submitted" for e in _journal(cache).values()):
+
+        def submitted() -> bool:
+            if any(e["state"] == "submitted" for e in _journal(cache).values()):
+                return True
             assert proc.poll() is None, proc.communicate()[1].decode()
-            assert time.monotonic() < deadline, "nothing was submitted in time"
-            time.sleep(0.02)
+            return False
+
+        wait_until(submitted, timeout_s=60, interval_s=0.02, what="a submitted operation")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         in_flight = {

@@ -29,18 +29,12 @@ from composer import ffmpeg, imaging
 from composer.sim import FaultSpec, Simulator, parse_faults
 from composer.sim.faults import FaultPlan
 from composer.sim.multipart import parse_multipart
+from tests.support import wait_until
 
 GEMINI_MODEL = "veo-3.1-fast-generate-preview"
 VERTEX_MODEL = "veo-3.1-fast-generate-001"
 VERTEX_BASE = f"/v1/projects/p/locations/us-central1/publishers/google/models/{VERTEX_MODEL}"
-LATENCY_S = 0.05
-WAIT_S = 120.0
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(latency_s=LATENCY_S, seed=1) as running:
-        yield running
+SIM_OPTIONS = {"seed": 1}
 
 
 @pytest.fixture
@@ -61,14 +55,7 @@ def bearer(sim: Simulator, prefix: str = "", key: str | None = "sim-key") -> htt
 
 
 def wait_for(poll: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        answer = poll()
-        if done(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"operation not done after {WAIT_S} s: {answer}")
-        time.sleep(0.1)
+    return wait_until(poll, done, what="operation done")
 
 
 def decoded(tmp_path: Path, data: bytes, name: str = "clip.mp4") -> ffmpeg.DecodeReport:

@@ -8,8 +8,6 @@ longest render (the 8 s base of the Gemini extension) first so it overlaps the o
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 
 from composer import ffmpeg, imaging
 from composer.sim import Simulator
+from tests.support import wait_until
 
 genai = pytest.importorskip("google.genai")
 openai = pytest.importorskip("openai")
@@ -25,16 +24,10 @@ credentials = pytest.importorskip("google.oauth2.credentials")
 from google.genai import errors, types  # noqa: E402  (after the importorskip that guards them)
 
 GEMINI_MODEL = "veo-3.1-fast-generate-preview"
-WAIT_S = 120.0
 
 # openai-python marks every videos.* method deprecated (Sora shuts down in 2026); that is not our concern here.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(latency_s=0.05, seed=2) as running:
-        yield running
+SIM_OPTIONS = {"seed": 2}
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +62,11 @@ def eight_second_base(gemini: Any) -> Any:
 
 
 def wait(client: Any, operation: Any) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while not operation.done:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{operation.name} not done after {WAIT_S} s")
-        time.sleep(0.1)
-        operation = client.operations.get(operation)
-    return operation
+    if operation.done:
+        return operation
+    return wait_until(
+        lambda: client.operations.get(operation), lambda op: bool(op.done), what=f"{operation.name} done"
+    )
 
 
 def frames_of(tmp_path: Path, data: bytes, name: str = "clip.mp4") -> int:

@@ -33,6 +33,7 @@ from composer.plan.model import Plan
 from composer.report.model import OutputReport, Report, SegmentReport, summarize
 from composer.storyboard.model import Storyboard
 from composer.timeline import ClipSpec, KeptTake, TransitionSpec, describe, edl_paths, kept_takes
+from tests.support import TINY_BOARD
 
 MINUTE = {
     "title": "minute",
@@ -42,18 +43,6 @@ MINUTE = {
         {"id": "sea", "prompt": "a calm sea", "duration_s": 50, "camera": "pan right"},
         {"id": "city", "prompt": "a city at night", "duration_s": 40, "transition_out": "cut"},
         {"id": "snow", "prompt": "snow in a forest", "duration_s": 30},
-    ],
-}
-
-TINY = {
-    "title": "tiny",
-    "output": {"length_s": 6, "resolution": "160x96", "fps": 24, "crossfade_s": 0.5},
-    "generation": {"segment_s": 3, "seed": 7, "drift": 0},
-    "style": "soft light",
-    "scenes": [
-        {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 4.5, "camera": "pan right"},
-        {"id": "city", "prompt": "a city at night", "duration_s": 4.5, "transition_out": "cut"},
-        {"id": "snow", "prompt": "snow falling in a forest", "duration_s": 3, "camera": "static"},
     ],
 }
 
@@ -392,7 +381,7 @@ def _render(folder: Path, board: dict[str, Any], name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _render(tmp_path_factory.mktemp("tiny"), TINY, "tiny")
+    return _render(tmp_path_factory.mktemp("tiny"), TINY_BOARD, "tiny")
 
 
 @pytest.fixture(scope="module")
