@@ -31,6 +31,7 @@ from composer.decide import Attempt, Check, Decision, decide
 from composer.errors import BudgetExceeded, ContentFiltered, MediaError, ModelRefused, TerminalError
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
+from composer.jobs.lease import Leases
 from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
@@ -180,6 +181,7 @@ class Runner:
         self.result = RunResult()
         self._forced: set[str] = set()
         self._remote: RemoteJobs | None = None
+        self.leases = Leases(cache.root / "leases")
         self._stopping = False
         self._judged: dict[str, float] = {}
         self._t0 = time.perf_counter()
@@ -362,40 +364,58 @@ class Runner:
         first_inputs: TakeInput,
     ) -> tuple[Take, bool, JobStats | None]:
         """One chunk's take: from the cache, or made now and committed to it."""
-        chunk = segment.chunks[index]
         key = request.key()
-        take = None if (self.force and key not in self._forced) else self.cache.get(key)
-        cached = take is not None
+        forced = self.force and key not in self._forced
+        take = None if forced else self.cache.get(key)
         job: JobStats | None = None
         if take is None:
-            if chunk.kind == "extend":
-                assert parent is not None
-                inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
-            else:
-                inputs = first_inputs
-            dest = self.cache.clip_path(key)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
-            if self._remote is not None:
-                clip, job = await self._remote.make(
-                    request, inputs, dest, expected_s=chunk.total_s, label=label, segment=segment.id
-                )
-            else:
-                clip = await self._make_local(chunk.kind, request, inputs, dest)
-            if not dest.is_file():
-                raise MediaError(
-                    f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {label}"
-                )
-            take = self.cache.commit(request, clip, time.perf_counter() - started)
-            if self._remote is not None:
-                self._remote.journal.remove(key)
-        if cached:
-            self.result.cache_hits += 1
+            # One maker per take: another process (or segment) making the same take holds its
+            # lease; wait for it and reuse what it made.
+            async with self.leases.hold(key):
+                take = None if forced else self.cache.get(key)
+                if take is None:
+                    take, job = await self._make(segment, index, request, parent, first_inputs)
+                    self._forced.add(key)
+                    self.result.generated += 1
+                    return take, False, job
+        self.result.cache_hits += 1
+        return take, True, job
+
+    async def _make(
+        self,
+        segment: Segment,
+        index: int,
+        request: GenerationRequest,
+        parent: Take | None,
+        first_inputs: TakeInput,
+    ) -> tuple[Take, JobStats | None]:
+        """Make one chunk's take now and commit it to the cache (the caller holds its lease)."""
+        chunk = segment.chunks[index]
+        key = request.key()
+        job: JobStats | None = None
+        if chunk.kind == "extend":
+            assert parent is not None
+            inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
         else:
-            self._forced.add(key)
-            self.result.generated += 1
-        return take, cached, job
+            inputs = first_inputs
+        dest = self.cache.clip_path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
+        if self._remote is not None:
+            clip, job = await self._remote.make(
+                request, inputs, dest, expected_s=chunk.total_s, label=label, segment=segment.id
+            )
+        else:
+            clip = await self._make_local(chunk.kind, request, inputs, dest)
+        if not dest.is_file():
+            raise MediaError(
+                f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {label}"
+            )
+        take = self.cache.commit(request, clip, time.perf_counter() - started)
+        if self._remote is not None:
+            self._remote.journal.remove(key)
+        return take, job
 
     async def _make_local(
         self, kind: str, request: GenerationRequest, inputs: TakeInput, dest: Path
