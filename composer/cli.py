@@ -283,6 +283,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "
         f"{m.timings_s['total']:.1f} s total; manifest: {result.manifest_path}"
     )
+    from composer.cache_cli import money_lines
+
+    for line in money_lines(m):
+        print(line)
     if args.metrics_file:
         print(f"metrics: {Path(args.metrics_file).resolve()}")
     return 0

@@ -627,6 +627,8 @@ def _manifest(
         status="failed" if result.failures else "complete",
         failures=[FailureRecord(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
         abandoned_operations=result.abandoned,
+        possible_duplicate_charges=result.possible_duplicates,
+        left_by_earlier_runs=result.leftovers,
         fallbacks=[asdict(f) for f in result.fallbacks],
         budget_usd=jobs.budget_usd,
         knobs_not_sent=[

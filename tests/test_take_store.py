@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +88,89 @@ def test_renders_started_together_on_one_store_make_each_take_once(
     assert len(ops) == len(keys), f"{len(ops)} operations for {len(keys)} takes"
     leases = Path(env["COMPOSER_CACHE"]) / "leases"
     assert not list(leases.glob("*.lock"))  # every lease released
+
+
+def render_process(board: Path, out: Path, sim: Simulator, backend: str, env: dict[str, str]) -> dict:
+    """One render as its own process, which must succeed: its manifest and what it printed."""
+    proc = subprocess.run(
+        render_command(board, out, sim, backend), env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {"manifest": json.loads((out / "manifest.json").read_text()), "out": proc.stdout}
+
+
+@pytest.mark.parametrize(
+    ("backend", "faults", "duplicates"),
+    [
+        # Gemini cannot list operations: the lost create is sent again and reported.
+        ("gemini", "lost@gemini.create=1x", 1),
+        # A 500 after the body was sent is as ambiguous (here it started nothing).
+        ("gemini", "500@gemini.create=1x", 1),
+        # OpenAI lists its videos: the lost create's video is found and adopted, nothing is paid twice.
+        ("openai", "lost@openai.create=1x", 0),
+        # ... and a 500 that started nothing is proven so by the listing.
+        ("openai", "500@openai.create=1x", 0),
+    ],
+)
+def test_unanswered_creates_are_adopted_or_reported_as_possible_duplicates(
+    backend: str, faults: str, duplicates: int, board: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    with Simulator(latency_s=0.05, seed=3, faults=faults) as server:
+        run = render_process(board, tmp_path / "out", server, backend, env)
+        ops = created(server, backend)
+    manifest = run["manifest"]
+    takes = {t["key"] for t in manifest["takes"]}
+    reported = sum(t["possible_duplicates"] for t in manifest["takes"])
+    assert reported == duplicates
+    assert len(manifest["possible_duplicate_charges"]) == duplicates
+    assert len(takes) <= len(ops) <= len(takes) + reported
+    if duplicates:
+        assert "possible duplicate charge" in run["out"]
+        named = {op for d in manifest["possible_duplicate_charges"] for op in d["operations"]}
+        assert named <= set(ops)
+    else:
+        assert len(ops) == len(takes)  # the lost create's operation was adopted, not paid again
+
+
+def journal(cache: Path) -> list[dict]:
+    entries = []
+    for path in (cache / "journal").glob("*.json"):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return entries
+
+
+def test_a_render_killed_while_creating_is_reported_by_the_next_run(
+    board: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    cache = Path(env["COMPOSER_CACHE"])
+    # The first create's answer takes 3 s: the render is killed while it waits for it.
+    with Simulator(latency_s=0.05, seed=3, faults="slow@gemini.create=1x:3") as server:
+        proc = subprocess.Popen(
+            render_command(board, tmp_path / "out", server),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not any(a["outcome"] == "sending" for e in journal(cache) for a in e["attempts"]):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "no create was journaled in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed = f"{proc.pid}"
+        time.sleep(3.5)  # the service finishes the slow create: a paid operation nobody knows
+        run = render_process(board, tmp_path / "out", server, "gemini", env)
+        ops = created(server, "gemini")
+    manifest = run["manifest"]
+    takes = {t["key"] for t in manifest["takes"]}
+    charges = manifest["possible_duplicate_charges"]
+    assert charges, "the killed run's unanswered create was not reported"
+    assert any(c["run"].endswith(":" + killed) for d in charges for c in d["unanswered_creates"])
+    reported = sum(t["possible_duplicates"] for t in manifest["takes"])
+    assert len(ops) <= len(takes) + reported
+    assert "possible duplicate charge" in run["out"]
+    assert journal(cache) == []

@@ -95,6 +95,10 @@ class RunResult:
     #: Operations that ended without a take (filtered, failed, expired), for the manifest.
     abandoned: list[dict[str, str]] = field(default_factory=list)
     fallbacks: list[Fallback] = field(default_factory=list)
+    #: Takes whose creates may have been charged twice (RemoteJobs.duplicates), for the manifest.
+    possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: Journal entries left by earlier runs that no live process holds (paid work nobody finished).
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
     #: Per accepted segment: take_key, attempts, judge_s, started_s, accepted_s (seconds since the run began).
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -230,6 +234,8 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._remote is not None:
                 self.result.abandoned = list(self._remote.abandoned)
+                self.result.possible_duplicates = list(self._remote.duplicates)
+                self.result.leftovers = self._remote.leftovers(self.leases.held)
             if isinstance(self.backend, RemoteBackend):
                 await self.backend.aclose()
         if errors:
