@@ -396,6 +396,7 @@ def render(
     finished = time.perf_counter()
 
     notes.extend(timeline_notes())  # how to get timeline.otio, when OpenTimelineIO is missing
+    notes.extend(cache.notes)  # damaged takes quarantined and made again
     manifest = _manifest(
         plan,
         source_path,

@@ -174,3 +174,31 @@ def test_a_render_killed_while_creating_is_reported_by_the_next_run(
     assert len(ops) <= len(takes) + reported
     assert "possible duplicate charge" in run["out"]
     assert journal(cache) == []
+
+
+def test_a_moved_store_reuses_every_take_and_a_damaged_take_is_made_again(
+    board: Path, tmp_path: Path
+) -> None:
+    from composer.pipeline import render
+
+    store = tmp_path / "store"
+    first = render(board, tmp_path / "a", backend="local", cache_dir=store)
+    keys = {t.key for t in first.manifest.takes}
+    assert first.manifest.generated == len(keys)
+    meta = json.loads(next(store.glob("takes/*/*/take.json")).read_text())
+    assert not Path(meta["path"]).is_absolute() and meta["size"] > 0 and len(meta["sha256"]) == 64
+
+    moved = tmp_path / "elsewhere" / "store"
+    moved.parent.mkdir()
+    store.rename(moved)
+    second = render(board, tmp_path / "b", backend="local", cache_dir=moved)
+    assert second.manifest.generated == 0 and second.manifest.cache_hits == len(keys)
+
+    victim = sorted(keys)[0]
+    clip = moved / "takes" / victim[:2] / victim / "take.mp4"
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # truncated
+    third = render(board, tmp_path / "c", backend="local", cache_dir=moved)
+    assert third.manifest.generated == 1
+    assert any(victim[:12] in note and "damaged" in note for note in third.manifest.notes)
+    assert list((moved / "quarantine").glob(f"{victim}-*/take.mp4"))
+    assert clip.stat().st_size == json.loads((clip.parent / "take.json").read_text())["size"]

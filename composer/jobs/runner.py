@@ -17,6 +17,7 @@ not: any backend protocol (``backends/``), the life of one remote operation
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,6 +201,9 @@ class Runner:
 
     async def _run(self) -> RunResult:
         self._cpu = asyncio.Semaphore(self.workers)
+        # Leftovers of killed runs: downloads cut short, unchecked clips, dead holders' leases.
+        self.cache.sweep()
+        self.leases.sweep()
         if isinstance(self.backend, RemoteBackend):
             self._remote = RemoteJobs(
                 self.backend, Journal(self.cache.root / "journal"), self.settings, self.ledger
@@ -372,7 +376,7 @@ class Runner:
         """One chunk's take: from the cache, or made now and committed to it."""
         key = request.key()
         forced = self.force and key not in self._forced
-        take = None if forced else self.cache.get(key)
+        take = None if forced else self.cache.get(key, fix=False)
         job: JobStats | None = None
         if take is None:
             # One maker per take: another process (or segment) making the same take holds its
@@ -409,9 +413,13 @@ class Runner:
         started = time.perf_counter()
         label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
         if self._remote is not None:
+            # Downloaded and checked under another name: a kill between the two never leaves an
+            # unchecked file under the name later runs trust.
+            staged = self.cache.unchecked_path(key)
             clip, job = await self._remote.make(
-                request, inputs, dest, expected_s=chunk.total_s, label=label, segment=segment.id
+                request, inputs, staged, expected_s=chunk.total_s, label=label, segment=segment.id
             )
+            os.replace(staged, dest)
         else:
             clip = await self._make_local(chunk.kind, request, inputs, dest)
         if not dest.is_file():
