@@ -568,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="as render's --model")
     p.add_argument("--json", action="store_true", help="print the settings as JSON")
     p.set_defaults(func=_cmd_config)
+    from composer import cache_cli
+
+    cache_cli.add_parser(sub)
     return parser
 
 

@@ -202,3 +202,40 @@ def test_a_moved_store_reuses_every_take_and_a_damaged_take_is_made_again(
     assert any(victim[:12] in note and "damaged" in note for note in third.manifest.notes)
     assert list((moved / "quarantine").glob(f"{victim}-*/take.mp4"))
     assert clip.stat().st_size == json.loads((clip.parent / "take.json").read_text())["size"]
+
+
+def composer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "composer", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cache_ls_du_verify_gc(board: Path, tmp_path: Path) -> None:
+    from composer.pipeline import render
+
+    store = tmp_path / "store"
+    keys = {t.key for t in render(board, tmp_path / "a", backend="local", cache_dir=store).manifest.takes}
+    listed = composer("cache", "--cache", str(store), "ls")
+    assert listed.returncode == 0 and f"{len(keys)} take(s)" in listed.stdout
+    assert all(k[:12] in listed.stdout for k in keys)
+    assert "takes" in composer("cache", "--cache", str(store), "du").stdout
+    assert composer("cache", "--cache", str(store), "verify").returncode == 0
+
+    victim = sorted(keys)[0]
+    clip = store / "takes" / victim[:2] / victim / "take.mp4"
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, another hash: only verify sees it
+    clip.write_bytes(bytes(data))
+    checked = composer("cache", "--cache", str(store), "verify")
+    assert checked.returncode == 1 and victim[:12] in checked.stdout
+    assert not clip.exists() and list((store / "quarantine").glob(f"{victim}-*"))
+
+    part = store / "takes" / "ab" / "abc" / ".take.mp4.x.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"cut short")
+    os.utime(part, (time.time() - 7200, time.time() - 7200))
+    dry = composer("cache", "--cache", str(store), "gc", "--older-than", "0", "--dry-run")
+    assert dry.returncode == 0 and "would remove" in dry.stdout
+    assert len(list(store.glob("takes/*/*/take.json"))) == len(keys) - 1
+    assert composer("cache", "--cache", str(store), "gc", "--older-than", "0").returncode == 0
+    assert not list(store.glob("takes/*/*/take.json")) and not part.exists()

@@ -153,6 +153,9 @@ class TakeCache:
             if fix:
                 self.quarantine(key, problem)
             return None
+        # Last use, for `composer cache gc --older-than`.
+        with contextlib.suppress(OSError):
+            os.utime(self.folder(key) / "take.json")
         return take
 
     def quarantine(self, key: str, reason: str) -> Path | None:
