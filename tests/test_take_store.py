@@ -239,3 +239,26 @@ def test_cache_ls_du_verify_gc(board: Path, tmp_path: Path) -> None:
     assert len(list(store.glob("takes/*/*/take.json"))) == len(keys) - 1
     assert composer("cache", "--cache", str(store), "gc", "--older-than", "0").returncode == 0
     assert not list(store.glob("takes/*/*/take.json")) and not part.exists()
+
+
+def test_unanswered_creates_count_against_the_budget_as_the_service_counts_them(
+    board: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    from composer.backends.gemini import CAPABILITIES
+
+    model = "veo-3.1-fast-generate-preview"  # the storyboard's default model on gemini
+    price = CAPABILITIES.price_per_s[model] * 3  # a 3 s chunk
+    budget = 2 * price + 0.001
+    # Every create's answer is lost although the service starts the operation.
+    with Simulator(latency_s=0.05, seed=3, faults="lost@gemini.create=1.0") as server:
+        command = [
+            *render_command(board, tmp_path / "out", server),
+            "--budget",
+            f"{budget:.4f}",
+            "--model",
+            model,
+        ]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+        ops = created(server, "gemini")
+    assert proc.returncode != 0
+    assert 1 <= len(ops) <= 2, f"the service started {len(ops)} operations for a budget of 2"
