@@ -262,3 +262,46 @@ def test_unanswered_creates_count_against_the_budget_as_the_service_counts_them(
         ops = created(server, "gemini")
     assert proc.returncode != 0
     assert 1 <= len(ops) <= 2, f"the service started {len(ops)} operations for a budget of 2"
+
+
+@pytest.fixture
+def s3(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """An S3 server (moto's server mode) on loopback with one bucket; the environment to use it."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    endpoint = f"http://{host}:{port}"
+    try:
+        s3fs.S3FileSystem(endpoint_url=endpoint, key="test", secret="test").mkdir("takes-bucket")
+        yield {**creds, "FSSPEC_S3_ENDPOINT_URL": endpoint, "COMPOSER_STORE": "s3://takes-bucket/team"}
+    finally:
+        server.stop()
+
+
+def test_renders_on_two_machines_share_one_s3_store_and_make_each_take_once(
+    board: Path, sim: Simulator, env: dict[str, str], s3: dict[str, str], tmp_path: Path
+) -> None:
+    # Two "machines": each render has its own local cache; they share only the S3 store.
+    envs = [{**env, **s3, "COMPOSER_CACHE": str(tmp_path / f"local{i}")} for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            render_command(board, tmp_path / f"out{i}", sim),
+            env=e,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i, e in enumerate(envs)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()
+    keys = take_keys(tmp_path / "out0")
+    assert len(created(sim, "gemini")) == len(keys)
+    # A third machine with an empty cache pulls every take from the store and pays nothing.
+    third = {**env, **s3, "COMPOSER_CACHE": str(tmp_path / "local2")}
+    run = render_process(board, tmp_path / "out2", sim, "gemini", third)
+    assert run["manifest"]["generated"] == 0
+    assert len(created(sim, "gemini")) == len(keys)

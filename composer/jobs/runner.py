@@ -17,6 +17,7 @@ not: any backend protocol (``backends/``), the life of one remote operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
 from composer.jobs.lease import Leases
 from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
+from composer.jobs.store import SharedStore, store_url
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
 
@@ -187,6 +189,9 @@ class Runner:
         self._forced: set[str] = set()
         self._remote: RemoteJobs | None = None
         self.leases = Leases(cache.root / "leases")
+        # A shared store at a URL (COMPOSER_STORE): takes are pulled from it and pushed to it.
+        url = store_url()
+        self.shared = SharedStore(url) if url else None
         self._stopping = False
         self._judged: dict[str, float] = {}
         self._t0 = time.perf_counter()
@@ -381,15 +386,22 @@ class Runner:
         if take is None:
             # One maker per take: another process (or segment) making the same take holds its
             # lease; wait for it and reuse what it made.
-            async with self.leases.hold(key):
+            async with self.leases.hold(key), self._shared_lease(key):
                 take = None if forced else self.cache.get(key)
+                if take is None and self.shared is not None and not forced:
+                    take = await asyncio.to_thread(self.shared.pull, key, self.cache)
                 if take is None:
                     take, job = await self._make(segment, index, request, parent, first_inputs)
+                    if self.shared is not None:
+                        await asyncio.to_thread(self.shared.push, take, self.cache)
                     self._forced.add(key)
                     self.result.generated += 1
                     return take, False, job
         self.result.cache_hits += 1
         return take, True, job
+
+    def _shared_lease(self, key: str) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.shared.hold(key) if self.shared is not None else contextlib.nullcontext()
 
     async def _make(
         self,
