@@ -305,3 +305,32 @@ def test_renders_on_two_machines_share_one_s3_store_and_make_each_take_once(
     run = render_process(board, tmp_path / "out2", sim, "gemini", third)
     assert run["manifest"]["generated"] == 0
     assert len(created(sim, "gemini")) == len(keys)
+
+
+def test_paid_work_left_by_a_killed_run_is_reported_by_the_next_render(
+    board: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    cache = Path(env["COMPOSER_CACHE"])
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        yaml.safe_dump({**BOARD, "scenes": [{**BOARD["scenes"][0], "prompt": "a desert at dawn"}]})
+    )
+    with Simulator(latency_s=2.0, seed=3) as server:
+        proc = subprocess.Popen(
+            render_command(board, tmp_path / "out", server),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not any(e["state"] == "submitted" for e in journal(cache)):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "nothing was submitted in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = {e["operation"]["id"] for e in journal(cache) if e["state"] == "submitted"}
+        run = render_process(other, tmp_path / "other", server, "gemini", env)
+    reported = {x["operation"] for x in run["manifest"]["left_by_earlier_runs"]}
+    assert left <= reported
+    assert "left by an earlier run" in run["out"]
