@@ -297,6 +297,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "
         f"{m.timings_s['total']:.1f} s total; manifest: {result.manifest_path}"
     )
+    from composer.cache_cli import money_lines
+
+    for line in money_lines(m):
+        print(line)
     if args.metrics_file:
         print(f"metrics: {Path(args.metrics_file).resolve()}")
     return 0
@@ -587,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="as render's --model")
     p.add_argument("--json", action="store_true", help="print the settings as JSON")
     p.set_defaults(func=_cmd_config)
+    from composer import cache_cli
+
+    cache_cli.add_parser(sub)
     return parser
 
 

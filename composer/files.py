@@ -64,25 +64,48 @@ def temp_beside(dest: Path, suffix: str = ".tmp", *, prefix: str | None = None) 
     return fd, Path(name)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, set its mode, rename it into place."""
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path``, set its mode, rename it into place.
+
+    ``durable`` also flushes the file and then its folder to the disk (``fsync``), so after a
+    power loss the file is either the old one or the new one, never empty (journal entries).
+    """
     fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if durable:
+            fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename, a new file) to the disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
     """:func:`write_bytes_atomic` for UTF-8 text."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
-def write_json_atomic(path: Path, data: object) -> None:
+def write_json_atomic(path: Path, data: object, *, durable: bool = False) -> None:
     """Write JSON (indented, one trailing newline) atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable=durable)
 
 
 class NotReadable(Exception):

@@ -530,6 +530,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
         except ComposerError as exc:
             failure, result = exc, runner.result
         notes = list(plan.notes)
+        notes.extend(cache.notes)  # damaged takes quarantined and made again
         for future in prepared:
             error = None if future.cancelled() else future.exception()
             note = f"normalising a take in the background failed: {error}"
@@ -782,6 +783,8 @@ def _manifest(
         status="failed" if result.failures else "complete",
         failures=[FailureRecord(segment=f.segment, kind=f.kind, message=f.message) for f in result.failures],
         abandoned_operations=result.abandoned,
+        possible_duplicate_charges=result.possible_duplicates,
+        left_by_earlier_runs=result.leftovers,
         fallbacks=[asdict(f) for f in result.fallbacks],
         budget_usd=options.jobs.budget_usd,
         knobs_not_sent=[

@@ -225,6 +225,55 @@ class OpenAIBackend(RemoteBackend):
             backend="openai", id=video_id, base_url=self.base_url, data={"model": model, "kind": request.kind}
         )
 
+    async def find_created(
+        self, request: GenerationRequest, since: float, exclude: frozenset[str] = frozenset()
+    ) -> list[Operation] | None:
+        """Videos listed since ``since`` whose model, prompt, seconds and size are the request's.
+
+        ``GET /v1/videos`` (newest first, cursor pages) is the one documented way to find a job
+        whose create answer was lost: the API takes no idempotency key. Extensions are not
+        listed with their source, so only plain creates can be found (None for an extension).
+        """
+        if request.kind == "extend":
+            return None
+        model = _MODELS.get(request.model or self.model, request.model or self.model)
+        wanted = {
+            "model": model,
+            "prompt": remote.prompt_text(request),
+            "seconds": str(round(request.duration_s)),
+            "size": f"{request.width}x{request.height}",
+        }
+        found: list[Operation] = []
+        after: str | None = None
+        # Clocks differ: a video created a little "before" the create was sent is still ours.
+        horizon = since - 120
+        for _ in range(20):  # at most 2000 videos back
+            params = {"order": "desc", "limit": "100", **({"after": after} if after else {})}
+            body = await self.http.json("GET", "videos", what="list", params=params)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                return None
+            for video in data:
+                if not isinstance(video, dict) or not isinstance(video.get("id"), str):
+                    continue
+                created = video.get("created_at")
+                if isinstance(created, (int, float)) and created < horizon:
+                    return found
+                same = all(str(video.get(k)) == v for k, v in wanted.items())
+                if same and video["id"] not in exclude and video.get("status") != "failed":
+                    found.append(
+                        Operation(
+                            backend="openai",
+                            id=video["id"],
+                            base_url=self.base_url,
+                            data={"model": model, "kind": request.kind},
+                        )
+                    )
+            if not body.get("has_more") or not data:
+                return found
+            after = str(data[-1].get("id"))
+        return found
+
     async def poll(self, operation: Operation) -> OperationStatus:
         remote.check_operation(operation, "openai", self.base_url)
         response = await self.http.request("GET", f"videos/{quote(operation.id, safe='')}", what="poll")

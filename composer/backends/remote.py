@@ -90,6 +90,17 @@ class RemoteBackend(ABC):
         """True when talking to the official service (not a simulator, proxy or relay)."""
         return True
 
+    async def find_created(
+        self, request: GenerationRequest, since: float, exclude: frozenset[str] = frozenset()
+    ) -> list[Operation] | None:
+        """Operations the service started for ``request`` since ``since`` (epoch seconds).
+
+        Asked after a create whose answer was lost, to adopt the operation it may have started
+        instead of paying for another. None when the protocol cannot list operations (the
+        default: the Google protocols); ``exclude`` names operations known to be others'.
+        """
+        return None
+
     @abstractmethod
     async def aclose(self) -> None:
         """Close connections (called once, on the event loop that used them)."""

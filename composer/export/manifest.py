@@ -48,6 +48,16 @@ class Manifest(Frozen):
     abandoned_operations: list[dict[str, str]] = Field(
         default_factory=list, description="Operations that ended without a take (filtered, failed, expired)."
     )
+    possible_duplicate_charges: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Takes whose creates got no answer and may have started extra, paid operations: "
+        "the take's operations, duplicates found by name, and when each unanswered create was sent.",
+    )
+    left_by_earlier_runs: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Journal entries of runs that stopped and no live process holds: operations "
+        "submitted (or creates sent) for takes this render did not need.",
+    )
     budget_usd: float | None = None
     metrics: RunMetrics | None = None  # latency percentiles, success rate, retries, cost (docs/metrics.md)
     fallbacks: list[dict[str, str | int]] = Field(

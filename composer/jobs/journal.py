@@ -2,14 +2,21 @@
 
 One small JSON file per take key, beside the take cache::
 
-    <cache>/journal/<key>.json   {state: "submitting" | "submitted", operation, request, ...}
+    <cache>/journal/<key>.json   {state: "submitting" | "submitted", operation, request, attempts, ...}
 
-``submitting`` is written *before* a create request is sent, ``submitted`` (with the
-service's operation name) as soon as it answers and before the first poll. A run that is
+Every create is written down *before* it is sent, as one more :class:`CreateAttempt` (its
+number, when it was sent, outcome ``sending``), and its outcome after: ``created`` (with the
+service's operation name, and the entry becomes ``submitted`` before the first poll),
+``not_sent`` (the request never reached the service), ``refused`` (an answer that started
+nothing), or ``ambiguous`` (a 5xx after the body was sent, a dropped or timed-out answer: an
+operation may exist, and it counts as spent until a listing proves otherwise). A run that is
 killed and started again finds the entry: a ``submitted`` operation is polled and downloaded
-instead of submitted again (nothing is paid twice); a ``submitting`` entry without an
-operation means the create may or may not have reached the service, so the new create is
-counted as a possible duplicate. The entry is removed once the take is in the cache.
+instead of submitted again (nothing is paid twice); an attempt still ``sending`` is an
+ambiguous create of the killed run, reported as a possible duplicate charge if another create
+follows. The entry is removed once the take is in the cache.
+
+Entries are read and written only by the holder of the take's lease (``lease.py``), and every
+write is flushed to the disk with its folder (an entry is never empty after a power loss).
 
 What does not live here: the decision to submit, poll or retry (``jobs/remote.py``).
 """
@@ -22,10 +29,28 @@ from typing import Literal
 
 from composer.backends.base import GenerationRequest
 from composer.backends.remote import Operation
-from composer.jobs.cache import write_json_atomic
+from composer.files import fsync_folder, write_json_atomic
 from composer.models import Frozen
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+
+Outcome = Literal["sending", "created", "not_sent", "refused", "ambiguous", "adopted", "nothing"]
+
+
+class CreateAttempt(Frozen):
+    """One create request: written down before it is sent, then its outcome."""
+
+    number: int
+    sent_at: float  # epoch seconds, to match the service's own records and listings
+    outcome: Outcome = "sending"
+    operation: str | None = None
+    error: str = ""
+    run: str = ""  # the process that sent it (host:pid)
+
+    @property
+    def possibly_charged(self) -> bool:
+        """True when this create may have started an operation nobody knows the name of."""
+        return self.outcome in ("sending", "ambiguous")
 
 
 class JournalEntry(Frozen):
@@ -37,6 +62,10 @@ class JournalEntry(Frozen):
     creates_sent: int = 0
     possible_duplicates: int = 0
     operations: tuple[str, ...] = ()
+    attempts: tuple[CreateAttempt, ...] = ()
+    #: Operations a listing found beside the one adopted: duplicates with known names.
+    duplicates: tuple[str, ...] = ()
+    owner: str = ""
     updated_at: str = ""
 
 
@@ -59,11 +88,13 @@ class Journal:
         stamped = entry.model_copy(
             update={"updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         )
-        write_json_atomic(self.path(entry.key), stamped.model_dump(mode="json"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path(entry.key), stamped.model_dump(mode="json"), durable=True)
         return stamped
 
     def remove(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+        fsync_folder(self.root)
 
     def pending(self) -> list[JournalEntry]:
         """Every entry on disk (operations submitted by runs that did not finish)."""

@@ -7,10 +7,15 @@ end for the job runner:
    window of create requests per minute; before a create is sent, its price is reserved
    against ``--budget`` (:class:`Ledger`) and :class:`~composer.errors.BudgetExceeded` is
    raised instead of sending it when it would pass.
-2. **Journal, then submit.** The journal entry is written before the create is sent and again
-   with the operation's name before it is polled (``jobs/journal.py``), so a killed run
-   resumes polling. A create retried after the request may have reached the server is
-   counted as a possible duplicate.
+2. **Journal, then submit.** Every create is written down (with its attempt number) and
+   reserved against the budget before it is sent, and written down again with the
+   operation's name before it is polled (``jobs/journal.py``), so a killed run resumes
+   polling. A create whose answer is lost (a 5xx after the body was sent, a dropped or
+   timed-out answer) counts as spent: where the protocol can list operations (OpenAI's
+   ``GET /videos``) the operation is found and adopted; otherwise it is sent again at most
+   ``ambiguous_retries`` times (default 1, ``$COMPOSER_AMBIGUOUS_RETRIES``) and each
+   unanswered create is reported as a possible duplicate charge (:attr:`RemoteJobs.duplicates`),
+   an earlier, killed run's too.
 3. **Poll** with a growing interval (from the backend's declared first interval up to a
    cap), honouring the service's own hint (``openai-poll-after-ms``).
 4. **Download** with its own retries, never by generating again; the file is checked
@@ -27,14 +32,17 @@ protocols (``backends/``), the take cache (``cache.py``) or segment order (``run
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from composer import ffmpeg
 from composer.backends.base import ClipInfo, GenerationRequest, TakeInput
@@ -48,10 +56,27 @@ from composer.errors import (
     RetryableError,
     TerminalError,
 )
-from composer.jobs.journal import Journal, JournalEntry
+from composer.jobs.journal import CreateAttempt, Journal, JournalEntry
 from composer.timecode import fps_text, parse_fps
 
 T = TypeVar("T")
+
+#: How many creates are sent again after one whose answer was lost (default 1).
+AMBIGUOUS_RETRIES_ENV = "COMPOSER_AMBIGUOUS_RETRIES"
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _iso(epoch: float) -> str:
+    if epoch <= 0:
+        return "an unknown time"
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
 
 #: A downloaded clip may differ from the requested length by this much (services round).
 LENGTH_TOLERANCE_S = 0.5
@@ -75,6 +100,8 @@ class JobSettings:
     #: Each download's total deadline; None: derived from the clip asked for (DownloadLimits.for_video).
     download_deadline_s: float | None = None
     resubmits: int = 2  # a failed operation with a transient cause is submitted again this often
+    #: Creates sent again after one whose answer was lost (each a possible duplicate charge).
+    ambiguous_retries: int = field(default_factory=lambda: _env_int(AMBIGUOUS_RETRIES_ENV, 1))
     operation_timeout_s: float = 1800.0
     budget_usd: float | None = None
 
@@ -90,6 +117,10 @@ class JobStats:
     download_attempts: int = 0
     possible_duplicates: int = 0
     resumed: bool = False
+    #: Every create of the take (this run's and earlier runs'), as journaled.
+    attempts: list[CreateAttempt] = field(default_factory=list)
+    #: Operations a listing found beside the adopted one: duplicates with known names.
+    known_duplicates: list[str] = field(default_factory=list)
     submit_s: float = 0.0
     wait_s: float = 0.0
     download_s: float = 0.0
@@ -123,6 +154,14 @@ class Ledger:
     def settle(self, reserved: float, charged: float) -> None:
         self.reserved_usd -= reserved
         self.spent_usd += charged
+
+    def refund(self, amount: float) -> None:
+        """Money counted as spent that was proven not to be (a lost create that started nothing)."""
+        self.spent_usd = max(0.0, self.spent_usd - amount)
+
+    def hold(self, amount: float) -> None:
+        """Reserve money already committed (an adopted operation): never refused, settled later."""
+        self.reserved_usd += amount
 
 
 class RateLimiter:
@@ -181,6 +220,12 @@ class RemoteJobs:
         self.stopping = False
         #: Operations that ended without a take (filtered, failed, lost), for the manifest.
         self.abandoned: list[dict[str, str]] = []
+        #: Takes with creates that may have been charged twice, for the manifest and the CLI.
+        self.duplicates: list[dict[str, Any]] = []
+        #: Take keys this run made or tried (their journal entries are this run's to report).
+        self.touched: set[str] = set()
+        self.run = f"{socket.gethostname()}:{os.getpid()}"
+        self._charged: set[str] = set()
 
     def price(self, request: GenerationRequest) -> float:
         per_s = self.backend.capabilities.price_per_s.get(request.model, 0.0)
@@ -198,9 +243,6 @@ class RemoteJobs:
                         f"{exc} (gave up after {attempt} tries of the {what})", exc.retry_after_s
                     ) from None
                 stats.retries += 1
-                if what == "create" and exc.reached_server:
-                    # The create may have started an operation we will never hear of.
-                    stats.possible_duplicates += 1
                 await asyncio.sleep(backoff_s(attempt, exc, self.settings, self._rng))
 
     async def make(
@@ -215,60 +257,106 @@ class RemoteJobs:
     ) -> tuple[ClipInfo, JobStats]:
         """Generate ``request`` into ``dest`` (checked); the caller commits it to the cache.
 
-        ``label`` names the take in messages; ``segment`` is recorded with any operation that
-        ends without a take.
+        The caller holds the take's lease, so the journal entry is this process's to read and
+        write. ``label`` names the take in messages; ``segment`` is recorded with any operation
+        that ends without a take and with any possible duplicate charge.
         """
         stats = JobStats()
         key = request.key()
+        self.touched.add(key)
         async with self.slots:
-            entry = self.journal.get(key)
-            operation = entry.operation if entry is not None and entry.state == "submitted" else None
-            if entry is not None:
-                stats.operations = list(entry.operations)
-                stats.creates_sent = entry.creates_sent
-                stats.possible_duplicates = entry.possible_duplicates
-            resubmits = 0
-            while True:
-                cost = 0.0
-                if operation is None:
-                    operation, cost = await self._submit(request, inputs, key, entry, stats, label)
-                else:
-                    stats.resumed = True
-                try:
-                    status = await self._wait(operation, stats, label)
-                except TerminalError as exc:
-                    if cost or not stats.resumed:
-                        raise
-                    # A journaled operation the service no longer knows (expired, another
-                    # service): it will never deliver, so it is submitted anew.
-                    self._abandon(segment, label, operation, "lost", str(exc))
-                    operation, entry = None, None
-                    self.journal.remove(key)
-                    continue
-                if status.state == "succeeded":
-                    break
-                self.ledger.settle(cost, 0.0)
-                self._abandon(segment, label, operation, status.state, status.message)
-                if status.state == "filtered":
-                    self.journal.remove(key)
-                    reason = status.message or "no reason given"
-                    raise ContentFiltered(
-                        f"{label}: the {self.backend.capabilities.name} safety filter blocked the result "
-                        f"({reason}); nothing was charged. Rephrase the scene's prompt and run again",
-                        reason,
-                    )
-                if status.retryable and resubmits < self.settings.resubmits:
-                    resubmits += 1
-                    operation, entry = None, self.journal.get(key)
-                    continue
+            try:
+                return await self._make(request, inputs, dest, key, stats, expected_s, label, segment)
+            finally:
+                self._note_duplicates(key, label, segment, stats)
+
+    async def _make(
+        self,
+        request: GenerationRequest,
+        inputs: TakeInput,
+        dest: Path,
+        key: str,
+        stats: JobStats,
+        expected_s: float,
+        label: str,
+        segment: str,
+    ) -> tuple[ClipInfo, JobStats]:
+        entry = self.journal.get(key)
+        operation = entry.operation if entry is not None and entry.state == "submitted" else None
+        if entry is not None:
+            stats.operations = list(entry.operations)
+            stats.creates_sent = entry.creates_sent
+            stats.attempts = list(entry.attempts)
+            stats.known_duplicates = list(entry.duplicates)
+        resubmits = 0
+        while True:
+            cost = 0.0
+            fresh = operation is None
+            if fresh:
+                operation, cost = await self._submit(request, inputs, key, stats, label)
+            else:
+                stats.resumed = True
+            assert operation is not None
+            try:
+                status = await self._wait(operation, stats, label)
+            except TerminalError as exc:
+                if fresh:
+                    raise
+                # A journaled operation the service no longer knows (expired, another
+                # service): it will never deliver, so it is submitted anew.
+                self._abandon(segment, label, operation, "lost", str(exc))
+                operation = None
                 self.journal.remove(key)
-                raise TerminalError(
-                    f"{label}: the {self.backend.capabilities.name} operation {operation.id} failed "
-                    f"({status.code + ': ' if status.code else ''}{status.message or 'no message'})"
+                continue
+            if status.state == "succeeded":
+                break
+            self.ledger.settle(cost, 0.0)
+            self._abandon(segment, label, operation, status.state, status.message)
+            if status.state == "filtered":
+                self.journal.remove(key)
+                reason = status.message or "no reason given"
+                raise ContentFiltered(
+                    f"{label}: the {self.backend.capabilities.name} safety filter blocked the result "
+                    f"({reason}); nothing was charged. Rephrase the scene's prompt and run again",
+                    reason,
                 )
-            clip = await self._download(operation, status, dest, request, expected_s, stats, label)
-            self.ledger.settle(cost, clip.cost_usd)
-            return clip, stats
+            if status.retryable and resubmits < self.settings.resubmits:
+                resubmits += 1
+                operation = None
+                continue
+            self.journal.remove(key)
+            raise TerminalError(
+                f"{label}: the {self.backend.capabilities.name} operation {operation.id} failed "
+                f"({status.code + ': ' if status.code else ''}{status.message or 'no message'})"
+            )
+        clip = await self._download(operation, status, dest, request, expected_s, stats, label)
+        self.ledger.settle(cost, clip.cost_usd)
+        return clip, stats
+
+    def _note_duplicates(self, key: str, label: str, segment: str, stats: JobStats) -> None:
+        """Count and list the take's possible duplicate charges (this run's and earlier ones')."""
+        charged = [a for a in stats.attempts if a.possibly_charged]
+        stats.possible_duplicates = len(charged) + len(stats.known_duplicates)
+        if not stats.possible_duplicates:
+            return
+        self.duplicates.append(
+            {
+                "segment": segment,
+                "take": label,
+                "key": key,
+                "operations": list(stats.operations),
+                "duplicate_operations": list(stats.known_duplicates),
+                "unanswered_creates": [
+                    {
+                        "attempt": a.number,
+                        "sent_at": _iso(a.sent_at),
+                        "run": a.run,
+                        "error": a.error,
+                    }
+                    for a in charged
+                ],
+            }
+        )
 
     def _abandon(self, segment: str, label: str, operation: Operation, outcome: str, message: str) -> None:
         self.abandoned.append(
@@ -281,58 +369,219 @@ class RemoteJobs:
             }
         )
 
+    def _record(
+        self,
+        key: str,
+        request: GenerationRequest,
+        stats: JobStats,
+        operation: Operation | None = None,
+    ) -> None:
+        """Write the take's journal entry as it stands (flushed to the disk before going on)."""
+        charged = sum(1 for a in stats.attempts if a.possibly_charged)
+        self.journal.write(
+            JournalEntry(
+                key=key,
+                state="submitted" if operation is not None else "submitting",
+                request=request,
+                operation=operation,
+                creates_sent=stats.creates_sent,
+                possible_duplicates=charged + len(stats.known_duplicates),
+                operations=tuple(stats.operations),
+                attempts=tuple(stats.attempts),
+                duplicates=tuple(stats.known_duplicates),
+                owner=self.run,
+            )
+        )
+
     async def _submit(
         self,
         request: GenerationRequest,
         inputs: TakeInput,
         key: str,
-        entry: JournalEntry | None,
         stats: JobStats,
         label: str,
     ) -> tuple[Operation, float]:
-        if self.stopping:
-            raise Stopping(label)
-        cost = self.price(request)
-        self.ledger.reserve(cost, label)
-        try:
-            await self.limiter.acquire()
-            if entry is not None and entry.state == "submitting":
-                # An earlier run wrote down that it was sending this create and never heard back.
-                stats.possible_duplicates += 1
-            entry = self.journal.write(
-                JournalEntry(
-                    key=key,
-                    state="submitting",
-                    request=request,
-                    creates_sent=stats.creates_sent + 1,
-                    possible_duplicates=stats.possible_duplicates,
-                    operations=tuple(stats.operations),
+        """Send creates until one answers with an operation; (operation, the price reserved for it).
+
+        Every create is journaled before it is sent and reserved against the budget. One whose
+        answer is lost counts as spent; where the protocol can list operations it is looked
+        for and adopted, else it is sent again at most ``ambiguous_retries`` times in this run,
+        each one reported as a possible duplicate charge.
+        """
+        entry = self.journal.get(key)
+        if entry is not None and entry.attempts:
+            stats.attempts = list(entry.attempts)
+        elif entry is not None and entry.state == "submitting":
+            # A version-1 entry: a create was being sent when its run stopped.
+            stats.attempts = [
+                CreateAttempt(number=max(1, entry.creates_sent), sent_at=0.0, outcome="ambiguous", run="?")
+            ]
+        price = self.price(request)
+        if key not in self._charged:
+            # An earlier run's creates that never heard back may have started operations: they
+            # count as spent in this run too, so the budget holds against the service's bill.
+            self._charged.add(key)
+            earlier = [a for a in stats.attempts if a.possibly_charged]
+            stats.attempts = [
+                a.model_copy(
+                    update={"outcome": "ambiguous", "error": a.error or "its run stopped before the answer"}
                 )
-            )
+                if a.outcome == "sending"
+                else a
+                for a in stats.attempts
+            ]
+            for _ in earlier:
+                self.ledger.settle(0.0, price)
+            if earlier:
+                adopted = await self._adopt(request, key, stats, label)
+                if adopted is not None:
+                    return adopted
+        unanswered = 0
+        tries = 0
+        while True:
+            if self.stopping:
+                raise Stopping(label)
+            await self.limiter.acquire()
+            self.ledger.reserve(price, label)
+            attempt = CreateAttempt(number=len(stats.attempts) + 1, sent_at=time.time(), run=self.run)
+            stats.attempts.append(attempt)
+            try:
+                self._record(key, request, stats)
+            except BaseException:
+                self.ledger.settle(price, 0.0)
+                raise
+            stats.creates_sent += 1
             started = time.perf_counter()
-
-            async def create() -> Operation:
-                stats.creates_sent += 1
-                return await self.backend.submit(request, inputs)
-
-            operation = await self._retry("create", create, stats)
+            try:
+                operation = await self.backend.submit(request, inputs)
+            except RetryableError as exc:
+                stats.submit_s += time.perf_counter() - started
+                if exc.reached_server:
+                    # The operation may exist: spent until a listing proves otherwise.
+                    self.ledger.settle(price, price)
+                    outcome = "ambiguous"
+                    unanswered += 1
+                else:
+                    self.ledger.settle(price, 0.0)
+                    outcome = "not_sent"
+                stats.attempts[-1] = attempt.model_copy(update={"outcome": outcome, "error": str(exc)[:300]})
+                self._record(key, request, stats)
+                if exc.reached_server:
+                    adopted = await self._adopt(request, key, stats, label)
+                    if adopted is not None:
+                        return adopted
+                    if unanswered > self.settings.ambiguous_retries:
+                        raise GenerationError(self._unanswered_message(label, stats)) from None
+                tries += 1
+                if tries > self.settings.max_retries:
+                    raise RetryableError(
+                        f"{exc} (gave up after {tries} tries of the create)", exc.retry_after_s
+                    ) from None
+                stats.retries += 1
+                await asyncio.sleep(backoff_s(tries, exc, self.settings, self._rng))
+                continue
+            except Exception as exc:
+                # An answer that started nothing (a 4xx), or a failure before sending.
+                self.ledger.settle(price, 0.0)
+                stats.attempts[-1] = attempt.model_copy(
+                    update={"outcome": "refused", "error": str(exc)[:300]}
+                )
+                self._record(key, request, stats)
+                raise
+            except BaseException:
+                # Cancelled mid-send: it may have arrived. The journal still says "sending",
+                # which the next run reads as a create without an answer.
+                self.ledger.settle(price, price)
+                raise
             stats.submit_s += time.perf_counter() - started
-        except BaseException:
-            self.ledger.settle(cost, 0.0)
-            raise
-        stats.operations.append(operation.id)
-        self.journal.write(
-            entry.model_copy(
+            stats.attempts[-1] = attempt.model_copy(update={"outcome": "created", "operation": operation.id})
+            stats.operations.append(operation.id)
+            self._record(key, request, stats, operation)
+            return operation, price
+
+    async def _adopt(
+        self, request: GenerationRequest, key: str, stats: JobStats, label: str
+    ) -> tuple[Operation, float] | None:
+        """The operation an unanswered create started, found in the service's list, or None.
+
+        Every unanswered create of the take is settled by the listing: the oldest match is
+        adopted (polled like any other), further matches are duplicates with known names,
+        and no match at all proves nothing was started (the money is given back to the budget).
+        """
+        charged = [a for a in stats.attempts if a.possibly_charged]
+        if not charged:
+            return None
+        times = [a.sent_at for a in charged if a.sent_at > 0]
+        since = min(times) if times else time.time() - self.settings.operation_timeout_s
+        claimed = frozenset(op for e in self.journal.pending() for op in e.operations) | frozenset(
+            stats.operations
+        )
+        try:
+            found = await self._retry(
+                "list", lambda: self.backend.find_created(request, since, claimed), JobStats()
+            )
+        except GenerationError:
+            return None  # the listing failed: the creates stay possible duplicates
+        if found is None:
+            return None
+        price = self.price(request)
+        self.ledger.refund(price * len(charged))
+        found = sorted(found, key=lambda op: op.id)
+        adopted = found[0] if found else None
+        first = charged[0]
+        stats.attempts = [
+            a.model_copy(
                 update={
-                    "state": "submitted",
-                    "operation": operation,
-                    "creates_sent": stats.creates_sent,
-                    "possible_duplicates": stats.possible_duplicates,
-                    "operations": tuple(stats.operations),
+                    "outcome": "adopted" if adopted is not None and a is first else "nothing",
+                    "operation": adopted.id if adopted is not None and a is first else None,
                 }
             )
+            if a.possibly_charged
+            else a
+            for a in stats.attempts
+        ]
+        if adopted is None:
+            self._record(key, request, stats)
+            return None
+        duplicates = [op.id for op in found[1:]]
+        stats.known_duplicates.extend(duplicates)
+        self.ledger.settle(0.0, price * len(duplicates))
+        self.ledger.hold(price)
+        stats.operations.append(adopted.id)
+        self._record(key, request, stats, adopted)
+        return adopted, price
+
+    def _unanswered_message(self, label: str, stats: JobStats) -> str:
+        charged = [a for a in stats.attempts if a.possibly_charged]
+        when = ", ".join(_iso(a.sent_at) for a in charged)
+        return (
+            f"{label}: {len(charged)} create request(s) to {self.backend.capabilities.name} got no usable "
+            f"answer and may each have started a paid operation (sent at {when}); composer sends at most "
+            f"{self.settings.ambiguous_retries} more after an unanswered create "
+            f"(${AMBIGUOUS_RETRIES_ENV}). Check the service's console or bill for operations created then; "
+            "run the same command again to try again (the journal remembers these creates)"
         )
-        return operation, cost
+
+    def leftovers(self, held: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """Journal entries this run did not touch and no live process holds: paid work left by earlier runs."""
+        found: list[dict[str, Any]] = []
+        for entry in self.journal.pending():
+            if entry.key in self.touched or held(entry.key):
+                continue
+            found.append(
+                {
+                    "key": entry.key,
+                    "state": entry.state,
+                    "operation": entry.operation.id if entry.operation is not None else None,
+                    "operations": list(entry.operations),
+                    "unanswered_creates": sum(1 for a in entry.attempts if a.possibly_charged)
+                    or (1 if entry.state == "submitting" and not entry.attempts else 0),
+                    "prompt": entry.request.prompt[:80],
+                    "updated_at": entry.updated_at,
+                    "owner": entry.owner,
+                }
+            )
+        return found
 
     async def _wait(self, operation: Operation, stats: JobStats, label: str) -> OperationStatus:
         started = time.perf_counter()

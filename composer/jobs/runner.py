@@ -17,6 +17,8 @@ not: any backend protocol (``backends/``), the life of one remote operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +34,9 @@ from composer.decide import Attempt, Check, Decision, decide
 from composer.errors import BudgetExceeded, ContentFiltered, MediaError, ModelRefused, TerminalError
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
+from composer.jobs.lease import Leases
 from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
+from composer.jobs.store import SharedStore, store_url
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
 
@@ -95,6 +99,10 @@ class RunResult:
     #: Operations that ended without a take (filtered, failed, expired), for the manifest.
     abandoned: list[dict[str, str]] = field(default_factory=list)
     fallbacks: list[Fallback] = field(default_factory=list)
+    #: Takes whose creates may have been charged twice (RemoteJobs.duplicates), for the manifest.
+    possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: Journal entries left by earlier runs that no live process holds (paid work nobody finished).
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
     #: Per accepted segment: take_key, attempts, judge_s, started_s, accepted_s (seconds since the run began).
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -182,6 +190,10 @@ class Runner:
         self.result = RunResult()
         self._forced: set[str] = set()
         self._remote: RemoteJobs | None = None
+        self.leases = Leases(cache.root / "leases")
+        # A shared store at a URL (COMPOSER_STORE): takes are pulled from it and pushed to it.
+        url = store_url()
+        self.shared = SharedStore(url) if url else None
         self._stopping = False
         self._judged: dict[str, float] = {}
         self._t0 = time.perf_counter()
@@ -196,6 +208,9 @@ class Runner:
 
     async def _run(self) -> RunResult:
         self._cpu = asyncio.Semaphore(self.workers)
+        # Leftovers of killed runs: downloads cut short, unchecked clips, dead holders' leases.
+        self.cache.sweep()
+        self.leases.sweep()
         if isinstance(self.backend, RemoteBackend):
             self._remote = RemoteJobs(
                 self.backend, Journal(self.cache.root / "journal"), self.settings, self.ledger
@@ -230,6 +245,8 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._remote is not None:
                 self.result.abandoned = list(self._remote.abandoned)
+                self.result.possible_duplicates = list(self._remote.duplicates)
+                self.result.leftovers = self._remote.leftovers(self.leases.held)
             if isinstance(self.backend, RemoteBackend):
                 await self.backend.aclose()
         if errors:
@@ -364,40 +381,69 @@ class Runner:
         first_inputs: TakeInput,
     ) -> tuple[Take, bool, JobStats | None]:
         """One chunk's take: from the cache, or made now and committed to it."""
-        chunk = segment.chunks[index]
         key = request.key()
-        take = None if (self.force and key not in self._forced) else self.cache.get(key)
-        cached = take is not None
+        forced = self.force and key not in self._forced
+        take = None if forced else self.cache.get(key, fix=False)
         job: JobStats | None = None
         if take is None:
-            if chunk.kind == "extend":
-                assert parent is not None
-                inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
-            else:
-                inputs = first_inputs
-            dest = self.cache.clip_path(key)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
-            if self._remote is not None:
-                clip, job = await self._remote.make(
-                    request, inputs, dest, expected_s=chunk.total_s, label=label, segment=segment.id
-                )
-            else:
-                clip = await self._make_local(chunk.kind, request, inputs, dest)
-            if not dest.is_file():
-                raise MediaError(
-                    f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {label}"
-                )
-            take = self.cache.commit(request, clip, time.perf_counter() - started)
-            if self._remote is not None:
-                self._remote.journal.remove(key)
-        if cached:
-            self.result.cache_hits += 1
+            # One maker per take: another process (or segment) making the same take holds its
+            # lease; wait for it and reuse what it made.
+            async with self.leases.hold(key), self._shared_lease(key):
+                take = None if forced else self.cache.get(key)
+                if take is None and self.shared is not None and not forced:
+                    take = await asyncio.to_thread(self.shared.pull, key, self.cache)
+                if take is None:
+                    take, job = await self._make(segment, index, request, parent, first_inputs)
+                    if self.shared is not None:
+                        await asyncio.to_thread(self.shared.push, take, self.cache)
+                    self._forced.add(key)
+                    self.result.generated += 1
+                    return take, False, job
+        self.result.cache_hits += 1
+        return take, True, job
+
+    def _shared_lease(self, key: str) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.shared.hold(key) if self.shared is not None else contextlib.nullcontext()
+
+    async def _make(
+        self,
+        segment: Segment,
+        index: int,
+        request: GenerationRequest,
+        parent: Take | None,
+        first_inputs: TakeInput,
+    ) -> tuple[Take, JobStats | None]:
+        """Make one chunk's take now and commit it to the cache (the caller holds its lease)."""
+        chunk = segment.chunks[index]
+        key = request.key()
+        job: JobStats | None = None
+        if chunk.kind == "extend":
+            assert parent is not None
+            inputs = TakeInput(parent_path=parent.path, parent_state=parent.clip.state or None)
         else:
-            self._forced.add(key)
-            self.result.generated += 1
-        return take, cached, job
+            inputs = first_inputs
+        dest = self.cache.clip_path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        label = f"{segment.id} chunk {index + 1}/{len(segment.chunks)}"
+        if self._remote is not None:
+            # Downloaded and checked under another name: a kill between the two never leaves an
+            # unchecked file under the name later runs trust.
+            staged = self.cache.unchecked_path(key)
+            clip, job = await self._remote.make(
+                request, inputs, staged, expected_s=chunk.total_s, label=label, segment=segment.id
+            )
+            os.replace(staged, dest)
+        else:
+            clip = await self._make_local(chunk.kind, request, inputs, dest)
+        if not dest.is_file():
+            raise MediaError(
+                f"the {self.plan.generation.backend} backend reported a clip but wrote no file for {label}"
+            )
+        take = self.cache.commit(request, clip, time.perf_counter() - started)
+        if self._remote is not None:
+            self._remote.journal.remove(key)
+        return take, job
 
     async def _make_local(
         self, kind: str, request: GenerationRequest, inputs: TakeInput, dest: Path
