@@ -1,8 +1,8 @@
 """What a composition is, in numbers (pure): legs, joins, offsets, exact sample counts.
 
 A :class:`Composition` says which clip feeds each leg, how many frames of it are used, and
-how each pair of legs is joined; ``composer/ffmpeg.py`` turns it into a filter graph. The
-arithmetic guarantees ``frames == sum(leg frames) - sum(fade frames)`` and audio of
+how each pair of legs is joined; ``composer/compose/render.py`` hands its numbers to
+``composer/ffmpeg/``, which builds the filter graph. The arithmetic guarantees ``frames == sum(leg frames) - sum(fade frames)`` and audio of
 exactly ``frames * 48000 / fps`` samples (each leg is forced to its own exact count). Where
 each leg's fades, keyframes and blends fall is the one fade layout of ``plan/timing.py``
 (:attr:`Composition.layout`), which the planner and the normalisation read too. Nothing
