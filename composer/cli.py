@@ -597,6 +597,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _failed_render_money_lines(exc: ComposerError) -> list[str]:
+    """The money lines of a render that failed after writing its manifest (none otherwise).
+
+    Read back from the manifest on disk, the record the user keeps: possible duplicate charges
+    with their operation ids and send times, and paid work left by earlier runs.
+    """
+    if exc.manifest_path is None:
+        return []
+    from composer.cache_cli import money_lines
+    from composer.export.manifest import Manifest
+
+    try:
+        manifest = Manifest.model_validate_json(exc.manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [f"(could not read {exc.manifest_path} to list possible duplicate charges)"]
+    return money_lines(manifest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 3 environment, 130 stopped)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -615,6 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ComposerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        for line in _failed_render_money_lines(exc):
+            print(line, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -336,6 +336,7 @@ def run(
         failure.args = (
             f"{failure}\n(the drift report lists what could not be made: {written.report_path.resolve()})",
         )
+        failure.manifest_path = written.manifest_path.resolve()
         raise failure
     write_timeline(out, plan, written.manifest, written.report)  # timeline.otio, media/ (docs/timeline.md)
     return RenderResult(

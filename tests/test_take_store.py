@@ -262,6 +262,17 @@ def test_unanswered_creates_count_against_the_budget_as_the_service_counts_them(
         ops = created(server, "gemini")
     assert proc.returncode != 0
     assert 1 <= len(ops) <= 2, f"the service started {len(ops)} operations for a budget of 2"
+    # The failed render still names its possible duplicate charges, after the error, with the
+    # operation ids the manifest holds and when each unanswered create was sent.
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["possible_duplicate_charges"]
+    tail = proc.stderr.splitlines()
+    error_at = max(i for i, line in enumerate(tail) if line.startswith("error: "))
+    money = [line for line in tail[error_at:] if line.startswith("possible duplicate charge: ")]
+    assert len(money) == len(manifest["possible_duplicate_charges"]), proc.stderr
+    for dup, line in zip(manifest["possible_duplicate_charges"], money, strict=True):
+        assert all(c["sent_at"] in line for c in dup["unanswered_creates"])
+        assert all(op in line for op in dup["operations"])
 
 
 @pytest.fixture
