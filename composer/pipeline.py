@@ -717,6 +717,7 @@ def write_artifacts(
         budget_usd=options.jobs.budget_usd,
         metrics=manifest.metrics,
         notes=[_fallback_note(f) for f in result.fallbacks],
+        possible_duplicate_charges=manifest.possible_duplicate_charges,
     )
     _, report_html = write_report(drift_report, out)
     on_progress(Progress("report", 1, 1, report_html.name))

@@ -128,6 +128,8 @@ def test_unanswered_creates_are_adopted_or_reported_as_possible_duplicates(
         assert "possible duplicate charge" in run["out"]
         named = {op for d in manifest["possible_duplicate_charges"] for op in d["operations"]}
         assert named <= set(ops)
+        page = (tmp_path / "out" / "report.html").read_text()
+        assert "Possible duplicate charges" in page and all(op in page for op in named)
     else:
         assert len(ops) == len(takes)  # the lost create's operation was adopted, not paid again
 
