@@ -292,6 +292,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         print(
             f"API: {api.operations} operation(s), ${api.cost_usd:.2f}, {api.retries} retries, "
             f"{api.resumed} resumed, {api.possible_duplicates} possible duplicate(s)"
+            + (f" (up to ${m.possibly_charged_usd:.2f} more)" if m.possibly_charged_usd else "")
         )
     print(
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "

@@ -779,6 +779,9 @@ def _manifest(
         cache_hits=result.cache_hits,
         generated=result.generated,
         cost_usd=round(sum(r.cost_usd for r in records), 4),
+        possibly_charged_usd=round(
+            sum(d.get("possibly_charged_usd", 0.0) for d in result.possible_duplicates), 4
+        ),
         timings_s=dict(timings),
         versions=versions(ffmpeg.ffmpeg_version(), ffmpeg.ffmpeg_exe()),
         notes=notes,

@@ -130,6 +130,7 @@ def test_possible_duplicate_charges_are_listed_with_their_operation_ids(tmp_path
         "key": "0123456789abcdef0123",
         "operations": ["models/veo/operations/op-kept"],
         "duplicate_operations": ["models/veo/operations/op-<extra>"],
+        "possibly_charged_usd": 1.2,
         "unanswered_creates": [
             {"attempt": 1, "sent_at": "2026-12-04T20:00:01Z", "run": "r1", "error": "lost"},
             {"attempt": 2, "sent_at": "2026-12-04T20:00:09Z", "run": "r1", "error": "500"},
@@ -142,7 +143,7 @@ def test_possible_duplicate_charges_are_listed_with_their_operation_ids(tmp_path
     text = page.read_text()
     assert "Possible duplicate charges" in text
     for needle in ("models/veo/operations/op-kept", "op-&lt;extra&gt;", "2026-12-04T20:00:01Z",
-                   "#2 at 2026-12-04T20:00:09Z", "0123456789ab"):  # fmt: skip
+                   "#2 at 2026-12-04T20:00:09Z", "0123456789ab", "$1.20"):  # fmt: skip
         assert needle in text
     # A page without any names none: the section only appears when there is something to check.
     _, plain = write_report(_report(), tmp_path / "plain")

@@ -128,6 +128,11 @@ def test_unanswered_creates_are_adopted_or_reported_as_possible_duplicates(
         assert "possible duplicate charge" in run["out"]
         named = {op for d in manifest["possible_duplicate_charges"] for op in d["operations"]}
         assert named <= set(ops)
+        # Each possible duplicate is priced, apart from the delivered takes' cost, to check the bill.
+        charges = [d["possibly_charged_usd"] for d in manifest["possible_duplicate_charges"]]
+        assert all(c > 0 for c in charges)
+        assert manifest["possibly_charged_usd"] == pytest.approx(sum(charges))
+        assert f"possibly charged: up to ${manifest['possibly_charged_usd']:.2f}" in run["out"]
         page = (tmp_path / "out" / "report.html").read_text()
         assert "Possible duplicate charges" in page and all(op in page for op in named)
     else:
@@ -275,6 +280,7 @@ def test_unanswered_creates_count_against_the_budget_as_the_service_counts_them(
     for dup, line in zip(manifest["possible_duplicate_charges"], money, strict=True):
         assert all(c["sent_at"] in line for c in dup["unanswered_creates"])
         assert all(op in line for op in dup["operations"])
+    assert manifest["possibly_charged_usd"] > 0 and "possibly charged: up to $" in proc.stderr
 
 
 @pytest.fixture

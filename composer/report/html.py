@@ -247,6 +247,7 @@ def _duplicate_charges(charges: list[DuplicateCharge]) -> str:
             ", ".join(c.operations) or "none",
             ", ".join(c.duplicate_operations) or "none",
             creates or "none",
+            f"${c.possibly_charged_usd:.2f}",
         )
         rows.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
     return (
@@ -254,7 +255,7 @@ def _duplicate_charges(charges: list[DuplicateCharge]) -> str:
         '<p class="mute">Creates that got no answer may have started operations the service bills; '
         "check these operation ids and send times against the service's bill.</p>"
         '<table class="duplicates"><tr><th>take</th><th>operations</th><th>duplicates found</th>'
-        f"<th>creates without an answer</th></tr>{''.join(rows)}</table>"
+        f"<th>creates without an answer</th><th>possibly charged</th></tr>{''.join(rows)}</table>"
     )
 
 
@@ -289,6 +290,10 @@ def render_html(report: Report) -> str:
             ("cost", f"${api.cost_usd:.2f}" + (f" of ${budget:.2f}" if budget is not None else "")),
             ("retries", str(api.retries)),
             ("possible duplicates", str(api.possible_duplicates)),
+            (
+                "possibly charged",
+                f"${sum(c.possibly_charged_usd for c in report.possible_duplicate_charges):.2f}",
+            ),
             ("resumed", str(api.resumed)),
             ("without a take", str(sum(api.abandoned_operations.values()))),
         ]

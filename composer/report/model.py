@@ -123,6 +123,7 @@ class DuplicateCharge(Frozen):
     duplicate_operations: list[str] = Field(
         default_factory=list, description="Extra operations a listing found, by id (known duplicates)."
     )
+    possibly_charged_usd: float = Field(0.0, description="What these may have cost beyond the take's price.")
     unanswered_creates: list[dict[str, str | int | None]] = Field(
         default_factory=list, description="Each create without an answer: attempt, sent_at, run, error."
     )
