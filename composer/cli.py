@@ -195,6 +195,7 @@ def _effective(args: argparse.Namespace, file: str | Source | None) -> Effective
         "rpm": "rpm",
         "poll_interval": "poll_interval_s",
         "budget": "budget_usd",
+        "ambiguous_retries": "ambiguous_retries",
         "workers": "workers",
     }
     return effective_settings(
@@ -218,17 +219,20 @@ def _job_settings(args: argparse.Namespace, settings: Effective) -> JobSettings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ComposerError(f"--{name} must be at least 1, not {value}")
-    for name in ("poll_interval", "budget"):
+    for name in ("poll_interval", "budget", "ambiguous_retries"):
         value = getattr(args, name)
         if value is not None and value < 0:
             raise ComposerError(f"--{name.replace('_', '-')} must not be negative, not {value:g}")
     defaults = JobSettings()
     # `settings` holds the options above, or the config file's values where one was not given.
+    retries = settings.given("ambiguous_retries")
     return JobSettings(
         concurrency=settings.given("concurrency") or defaults.concurrency,
         requests_per_minute=settings.given("rpm"),
         poll_interval_s=settings.given("poll_interval_s"),
         budget_usd=settings.given("budget_usd"),
+        # None: $COMPOSER_AMBIGUOUS_RETRIES, else 1, as JobSettings reads them itself.
+        ambiguous_retries=defaults.ambiguous_retries if retries is None else retries,
     )
 
 
@@ -499,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop before submitting anything that would pass this cost",
     )
     api.add_argument("--concurrency", type=int, metavar="N", help="operations in flight at once (default 10)")
+    api.add_argument(
+        "--ambiguous-retries",
+        type=int,
+        metavar="N",
+        help="creates sent again after one whose answer was lost, each a possible duplicate charge "
+        "(default 1, $COMPOSER_AMBIGUOUS_RETRIES; docs/cache.md)",
+    )
     api.add_argument(
         "--rpm", type=int, metavar="N", help="create requests per minute (default: the backend's)"
     )

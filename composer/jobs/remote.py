@@ -563,7 +563,7 @@ class RemoteJobs:
             f"{label}: {len(charged)} create request(s) to {self.backend.capabilities.name} got no usable "
             f"answer and may each have started a paid operation (sent at {when}); composer sends at most "
             f"{self.settings.ambiguous_retries} more after an unanswered create "
-            f"(${AMBIGUOUS_RETRIES_ENV}). Check the service's console or bill for operations created then; "
+            f"(--ambiguous-retries, ambiguous_retries in the config file, ${AMBIGUOUS_RETRIES_ENV}). Check the service's console or bill for operations created then; "
             "run the same command again to try again (the journal remembers these creates)"
         )
 
