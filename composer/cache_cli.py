@@ -28,7 +28,15 @@ def money_lines(manifest: Any) -> list[str]:
             parts.append(f"duplicates found: {extra}")
         if creates:
             parts.append(f"{len(creates)} create(s) without an answer: {when}")
+        if dup.get("possibly_charged_usd"):
+            parts.append(f"up to ${dup['possibly_charged_usd']:.2f} beyond the take's cost")
         lines.append("; ".join(parts) + "; check these against the service's bill")
+    possibly = getattr(manifest, "possibly_charged_usd", 0.0)
+    if possibly:
+        lines.append(
+            f"possibly charged: up to ${possibly:.2f} beyond the delivered takes' ${manifest.cost_usd:.2f}, "
+            "if every create without an answer started an operation"
+        )
     for left in getattr(manifest, "left_by_earlier_runs", []):
         what = (
             f"operation {left['operation']}"

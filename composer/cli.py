@@ -195,6 +195,7 @@ def _effective(args: argparse.Namespace, file: str | Source | None) -> Effective
         "rpm": "rpm",
         "poll_interval": "poll_interval_s",
         "budget": "budget_usd",
+        "ambiguous_retries": "ambiguous_retries",
         "workers": "workers",
     }
     return effective_settings(
@@ -218,17 +219,20 @@ def _job_settings(args: argparse.Namespace, settings: Effective) -> JobSettings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ComposerError(f"--{name} must be at least 1, not {value}")
-    for name in ("poll_interval", "budget"):
+    for name in ("poll_interval", "budget", "ambiguous_retries"):
         value = getattr(args, name)
         if value is not None and value < 0:
             raise ComposerError(f"--{name.replace('_', '-')} must not be negative, not {value:g}")
     defaults = JobSettings()
     # `settings` holds the options above, or the config file's values where one was not given.
+    retries = settings.given("ambiguous_retries")
     return JobSettings(
         concurrency=settings.given("concurrency") or defaults.concurrency,
         requests_per_minute=settings.given("rpm"),
         poll_interval_s=settings.given("poll_interval_s"),
         budget_usd=settings.given("budget_usd"),
+        # None: $COMPOSER_AMBIGUOUS_RETRIES, else 1, as JobSettings reads them itself.
+        ambiguous_retries=defaults.ambiguous_retries if retries is None else retries,
     )
 
 
@@ -292,6 +296,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         print(
             f"API: {api.operations} operation(s), ${api.cost_usd:.2f}, {api.retries} retries, "
             f"{api.resumed} resumed, {api.possible_duplicates} possible duplicate(s)"
+            + (f" (up to ${m.possibly_charged_usd:.2f} more)" if m.possibly_charged_usd else "")
         )
     print(
         f"{m.generated} take(s) generated, {m.cache_hits} from cache; "
@@ -499,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--concurrency", type=int, metavar="N", help="operations in flight at once (default 10)")
     api.add_argument(
+        "--ambiguous-retries",
+        type=int,
+        metavar="N",
+        help="creates sent again after one whose answer was lost, each a possible duplicate charge "
+        "(default 1, $COMPOSER_AMBIGUOUS_RETRIES; docs/cache.md)",
+    )
+    api.add_argument(
         "--rpm", type=int, metavar="N", help="create requests per minute (default: the backend's)"
     )
     api.add_argument(
@@ -597,6 +609,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _failed_render_money_lines(exc: ComposerError) -> list[str]:
+    """The money lines of a render that failed after writing its manifest (none otherwise).
+
+    Read back from the manifest on disk, the record the user keeps: possible duplicate charges
+    with their operation ids and send times, and paid work left by earlier runs.
+    """
+    if exc.manifest_path is None:
+        return []
+    from composer.cache_cli import money_lines
+    from composer.export.manifest import Manifest
+
+    try:
+        manifest = Manifest.model_validate_json(exc.manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [f"(could not read {exc.manifest_path} to list possible duplicate charges)"]
+    return money_lines(manifest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 3 environment, 130 stopped)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -615,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ComposerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        for line in _failed_render_money_lines(exc):
+            print(line, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -78,6 +78,7 @@ SETTINGS = (
     "rpm",
     "poll_interval_s",
     "budget_usd",
+    "ambiguous_retries",
     "workers",
     "cache_dir",
 )
@@ -126,6 +127,11 @@ class Defaults(_Frozen):
     concurrency: int | None = Field(default=None, ge=1, description="Operations in flight at once.")
     rpm: int | None = Field(default=None, ge=1, description="Create requests per minute.")
     budget_usd: float | None = Field(default=None, ge=0, description="Stop before submitting past this cost.")
+    ambiguous_retries: int | None = Field(
+        default=None,
+        ge=0,
+        description="Creates sent again after one whose answer was lost (each a possible duplicate charge).",
+    )
     poll_interval_s: float | None = Field(default=None, ge=0, description="First wait before polling.")
     workers: int | None = Field(default=None, ge=1, description="Segments generated at once.")
     cache_dir: str | None = Field(
@@ -470,6 +476,7 @@ class Effective(_Frozen):
     rpm: Setting
     poll_interval_s: Setting
     budget_usd: Setting
+    ambiguous_retries: Setting
     workers: Setting
     cache_dir: Setting
     prices: Setting = Field(description="Price overrides (USD/s by model id) for the effective backend.")
@@ -567,6 +574,7 @@ def effective_settings(
         budget_usd=sources.pick(
             "budget_usd", sources.default("budget_usd", loaded.config.defaults.budget_usd), note="no limit"
         ),
+        ambiguous_retries=_ambiguous_retries(sources),
         workers=sources.pick(
             "workers",
             sources.default("workers", loaded.config.defaults.workers),
@@ -708,6 +716,22 @@ def _concurrency(sources: _Sources) -> Setting:
         "concurrency",
         sources.default("concurrency", sources.loaded.config.defaults.concurrency),
         (JobSettings().concurrency, "default"),
+    )
+
+
+def _ambiguous_retries(sources: _Sources) -> Setting:
+    """command line > $COMPOSER_AMBIGUOUS_RETRIES > [defaults] > 1.
+
+    The variable is shown here but read by the job machinery itself (:meth:`Effective.given`
+    passes on only the command line's or the file's value), as it is without a config file.
+    """
+    from composer.jobs.remote import AMBIGUOUS_RETRIES_ENV  # the job machinery, only for its name
+
+    return sources.pick(
+        "ambiguous_retries",
+        *sources.environment(AMBIGUOUS_RETRIES_ENV),
+        sources.default("ambiguous_retries", sources.loaded.config.defaults.ambiguous_retries),
+        (1, "default"),
     )
 
 

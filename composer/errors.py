@@ -27,12 +27,16 @@ What lives here: the classes and the exit codes. What does not: formatting for a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class ComposerError(Exception):
     """Base of every error composer raises on purpose."""
 
     exit_code = 1
+    #: The manifest a failed render still wrote, so the CLI can name its possible duplicate
+    #: charges and the paid work left by earlier runs (a failed render's money is real too).
+    manifest_path: Path | None = None
 
 
 @dataclass(frozen=True)

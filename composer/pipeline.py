@@ -336,6 +336,7 @@ def run(
         failure.args = (
             f"{failure}\n(the drift report lists what could not be made: {written.report_path.resolve()})",
         )
+        failure.manifest_path = written.manifest_path.resolve()
         raise failure
     write_timeline(out, plan, written.manifest, written.report)  # timeline.otio, media/ (docs/timeline.md)
     return RenderResult(
@@ -716,6 +717,7 @@ def write_artifacts(
         budget_usd=options.jobs.budget_usd,
         metrics=manifest.metrics,
         notes=[_fallback_note(f) for f in result.fallbacks],
+        possible_duplicate_charges=manifest.possible_duplicate_charges,
     )
     _, report_html = write_report(drift_report, out)
     on_progress(Progress("report", 1, 1, report_html.name))
@@ -777,6 +779,9 @@ def _manifest(
         cache_hits=result.cache_hits,
         generated=result.generated,
         cost_usd=round(sum(r.cost_usd for r in records), 4),
+        possibly_charged_usd=round(
+            sum(d.get("possibly_charged_usd", 0.0) for d in result.possible_duplicates), 4
+        ),
         timings_s=dict(timings),
         versions=versions(ffmpeg.ffmpeg_version(), ffmpeg.ffmpeg_exe()),
         notes=notes,

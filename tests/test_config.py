@@ -8,6 +8,7 @@ XDG_CONFIG_HOME there and clears COMPOSER_CONFIG), so a developer's real
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,7 @@ def test_composer_config_json(
 def test_composer_config_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config"]) == 0
     out = capsys.readouterr().out
-    assert "(not found: nothing from a config file)" in out and "backend          local" in out
+    assert "(not found: nothing from a config file)" in out and re.search(r"^backend +local ", out, re.M)
 
 
 # -- bad files ----------------------------------------------------------------------------------
@@ -455,6 +456,51 @@ def test_render_without_a_config_passes_nothing_new(tmp_path: Path, monkeypatch:
         seen[k] is None for k in ("backend", "model", "workers", "base_url", "proxy", "cache_dir", "prices")
     )
     assert seen["jobs"] == JobSettings()
+
+
+def test_ambiguous_retries_from_the_command_line_the_environment_and_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSER_AMBIGUOUS_RETRIES", raising=False)
+    config = write_config(tmp_path, "[defaults]\nambiguous_retries = 0\n", monkeypatch)
+    s = effective_settings({})
+    assert (s.ambiguous_retries.value, s.ambiguous_retries.source) == (
+        0,
+        f"config {config}:{line_of(config, 'ambiguous_retries')}",
+    )
+    seen = _capture_render(monkeypatch)
+    board = str(storyboard(tmp_path))
+    assert main(["render", board]) == 3
+    assert seen["jobs"].ambiguous_retries == 0  # the file's 0, not the built-in 1
+    assert main(["render", board, "--ambiguous-retries", "3"]) == 3
+    assert seen["jobs"].ambiguous_retries == 3  # the command line beats the file
+    # The environment beats the file and is read by the job machinery itself, as without a file.
+    monkeypatch.setenv("COMPOSER_AMBIGUOUS_RETRIES", "2")
+    s = effective_settings({})
+    assert (s.ambiguous_retries.value, s.ambiguous_retries.source) == (
+        "2",
+        "environment COMPOSER_AMBIGUOUS_RETRIES",
+    )
+    assert s.given("ambiguous_retries") is None
+    assert main(["render", board]) == 3
+    assert seen["jobs"].ambiguous_retries == 2
+    # Without any of them: 1.
+    monkeypatch.delenv("COMPOSER_AMBIGUOUS_RETRIES")
+    write_config(tmp_path, "[defaults]\n", monkeypatch)
+    assert effective_settings({}).ambiguous_retries.value == 1
+    assert main(["render", board]) == 3
+    assert seen["jobs"].ambiguous_retries == 1
+
+
+def test_a_negative_ambiguous_retries_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "[defaults]\nambiguous_retries = -1\n", monkeypatch)
+    with pytest.raises(EnvironmentProblem, match="ambiguous_retries"):
+        load_config(config)
+    write_config(tmp_path, "[defaults]\n", monkeypatch)
+    assert main(["render", str(storyboard(tmp_path)), "--ambiguous-retries", "-1"]) == 1
+    assert "--ambiguous-retries must not be negative" in capsys.readouterr().err
 
 
 def test_a_price_override_reaches_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,15 @@ from composer import ffmpeg
 from composer.cli import main
 from composer.decide import Attempt, Check, Decision
 from composer.report import rebuild, write_report
-from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport, summarize
+from composer.report.model import (
+    Curve,
+    DuplicateCharge,
+    OutputReport,
+    Report,
+    SeamReport,
+    SegmentReport,
+    summarize,
+)
 from tests import browser
 
 HOSTILE = 'a calm sea <script>document.title="pwned"</script> & "quotes"'
@@ -113,6 +121,36 @@ def test_everything_from_the_storyboard_is_escaped(tmp_path: Path) -> None:
     assert "<script" not in text
     assert "&lt;script&gt;" in text
     assert "http://" not in text and "https://" not in text  # self-contained: nothing fetched
+
+
+def test_possible_duplicate_charges_are_listed_with_their_operation_ids(tmp_path: Path) -> None:
+    charge = {
+        "segment": "o1-s1",
+        "take": "o1-s1 chunk 1",
+        "key": "0123456789abcdef0123",
+        "operations": ["models/veo/operations/op-kept"],
+        "duplicate_operations": ["models/veo/operations/op-<extra>"],
+        "possibly_charged_usd": 1.2,
+        "unanswered_creates": [
+            {"attempt": 1, "sent_at": "2026-12-04T20:00:01Z", "run": "r1", "error": "lost"},
+            {"attempt": 2, "sent_at": "2026-12-04T20:00:09Z", "run": "r1", "error": "500"},
+        ],
+    }
+    report = _report().model_copy(
+        update={"possible_duplicate_charges": [DuplicateCharge.model_validate(charge)]}
+    )
+    _, page = write_report(report, tmp_path)
+    text = page.read_text()
+    assert "Possible duplicate charges" in text
+    for needle in ("models/veo/operations/op-kept", "op-&lt;extra&gt;", "2026-12-04T20:00:01Z",
+                   "#2 at 2026-12-04T20:00:09Z", "0123456789ab", "$1.20"):  # fmt: skip
+        assert needle in text
+    # A page without any names none: the section only appears when there is something to check.
+    _, plain = write_report(_report(), tmp_path / "plain")
+    assert "Possible duplicate charges" not in plain.read_text()
+    # report.json keeps them, so `composer report` rebuilds the same page.
+    again = Report.model_validate_json((tmp_path / "report.json").read_text())
+    assert again.possible_duplicate_charges == report.possible_duplicate_charges
 
 
 def test_page_renders_in_chromium_without_console_errors(tmp_path: Path) -> None:

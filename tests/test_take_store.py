@@ -128,6 +128,13 @@ def test_unanswered_creates_are_adopted_or_reported_as_possible_duplicates(
         assert "possible duplicate charge" in run["out"]
         named = {op for d in manifest["possible_duplicate_charges"] for op in d["operations"]}
         assert named <= set(ops)
+        # Each possible duplicate is priced, apart from the delivered takes' cost, to check the bill.
+        charges = [d["possibly_charged_usd"] for d in manifest["possible_duplicate_charges"]]
+        assert all(c > 0 for c in charges)
+        assert manifest["possibly_charged_usd"] == pytest.approx(sum(charges))
+        assert f"possibly charged: up to ${manifest['possibly_charged_usd']:.2f}" in run["out"]
+        page = (tmp_path / "out" / "report.html").read_text()
+        assert "Possible duplicate charges" in page and all(op in page for op in named)
     else:
         assert len(ops) == len(takes)  # the lost create's operation was adopted, not paid again
 
@@ -262,6 +269,18 @@ def test_unanswered_creates_count_against_the_budget_as_the_service_counts_them(
         ops = created(server, "gemini")
     assert proc.returncode != 0
     assert 1 <= len(ops) <= 2, f"the service started {len(ops)} operations for a budget of 2"
+    # The failed render still names its possible duplicate charges, after the error, with the
+    # operation ids the manifest holds and when each unanswered create was sent.
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["possible_duplicate_charges"]
+    tail = proc.stderr.splitlines()
+    error_at = max(i for i, line in enumerate(tail) if line.startswith("error: "))
+    money = [line for line in tail[error_at:] if line.startswith("possible duplicate charge: ")]
+    assert len(money) == len(manifest["possible_duplicate_charges"]), proc.stderr
+    for dup, line in zip(manifest["possible_duplicate_charges"], money, strict=True):
+        assert all(c["sent_at"] in line for c in dup["unanswered_creates"])
+        assert all(op in line for op in dup["operations"])
+    assert manifest["possibly_charged_usd"] > 0 and "possibly charged: up to $" in proc.stderr
 
 
 @pytest.fixture

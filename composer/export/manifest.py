@@ -39,7 +39,12 @@ class Manifest(Frozen):
     outputs: list[OutputRecord]
     cache_hits: int
     generated: int
-    cost_usd: float
+    cost_usd: float = Field(description="What the delivered takes cost (cached takes count 0).")
+    possibly_charged_usd: float = Field(
+        0.0,
+        description="Beyond cost_usd: what the possible duplicate charges may have cost (the price "
+        "of each unanswered create or duplicate found), to reconcile with the service's bill.",
+    )
     timings_s: dict[str, float]
     versions: dict[str, str]
     notes: list[str] = Field(default_factory=list)

@@ -268,7 +268,7 @@ class RemoteJobs:
             try:
                 return await self._make(request, inputs, dest, key, stats, expected_s, label, segment)
             finally:
-                self._note_duplicates(key, label, segment, stats)
+                self._note_duplicates(key, label, segment, stats, self.price(request))
 
     async def _make(
         self,
@@ -333,8 +333,12 @@ class RemoteJobs:
         self.ledger.settle(cost, clip.cost_usd)
         return clip, stats
 
-    def _note_duplicates(self, key: str, label: str, segment: str, stats: JobStats) -> None:
-        """Count and list the take's possible duplicate charges (this run's and earlier ones')."""
+    def _note_duplicates(self, key: str, label: str, segment: str, stats: JobStats, price: float) -> None:
+        """Count and list the take's possible duplicate charges (this run's and earlier ones').
+
+        Each may be billed at the take's ``price`` beyond the delivered take's cost: the entry's
+        ``possibly_charged_usd``, what to reconcile with the service's bill.
+        """
         charged = [a for a in stats.attempts if a.possibly_charged]
         stats.possible_duplicates = len(charged) + len(stats.known_duplicates)
         if not stats.possible_duplicates:
@@ -346,6 +350,7 @@ class RemoteJobs:
                 "key": key,
                 "operations": list(stats.operations),
                 "duplicate_operations": list(stats.known_duplicates),
+                "possibly_charged_usd": round(price * stats.possible_duplicates, 4),
                 "unanswered_creates": [
                     {
                         "attempt": a.number,
@@ -558,7 +563,7 @@ class RemoteJobs:
             f"{label}: {len(charged)} create request(s) to {self.backend.capabilities.name} got no usable "
             f"answer and may each have started a paid operation (sent at {when}); composer sends at most "
             f"{self.settings.ambiguous_retries} more after an unanswered create "
-            f"(${AMBIGUOUS_RETRIES_ENV}). Check the service's console or bill for operations created then; "
+            f"(--ambiguous-retries, ambiguous_retries in the config file, ${AMBIGUOUS_RETRIES_ENV}). Check the service's console or bill for operations created then; "
             "run the same command again to try again (the journal remembers these creates)"
         )
 

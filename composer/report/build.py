@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from composer import ffmpeg, imaging
 from composer._version import __version__
@@ -20,6 +21,7 @@ from composer.export.records import RunMetrics
 from composer.jobs.runner import RunResult
 from composer.plan.model import OutputPlan, Plan
 from composer.report.model import (
+    DuplicateCharge,
     Explanation,
     OutputReport,
     Problem,
@@ -160,9 +162,11 @@ def build_report(
     budget_usd: float | None = None,
     notes: list[str] | None = None,
     metrics: RunMetrics | None = None,
+    possible_duplicate_charges: list[dict[str, Any]] | None = None,
 ) -> Report:
     """The report of a render: the outputs in ``paths`` (name -> file; none when nothing was
-    composed), the problems, the API use, and the plan's notes followed by ``notes``."""
+    composed), the problems, the API use with its possible duplicate charges (the manifest's
+    entries), and the plan's notes followed by ``notes``."""
     outputs = [_output_report(plan, o, paths[o.name], run, judge) for o in plan.outputs if o.name in paths]
     drift_th = judge.drift_th.model_dump() if judge else {}
     seam_th = {"warn_z": judge.seam_th.warn_z, "regenerate_z": judge.seam_th.regenerate_z} if judge else {}
@@ -182,6 +186,9 @@ def build_report(
         problems=problems or [],
         budget_usd=budget_usd,
         metrics=metrics,
+        possible_duplicate_charges=[
+            DuplicateCharge.model_validate(d) for d in possible_duplicate_charges or []
+        ],
     )
 
 

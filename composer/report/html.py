@@ -13,7 +13,14 @@ from html import escape
 
 from composer.backends import calls_service
 from composer.export.records import STAGES, Latency, RunMetrics
-from composer.report.model import Curve, OutputReport, Report, SeamReport, SegmentReport
+from composer.report.model import (
+    Curve,
+    DuplicateCharge,
+    OutputReport,
+    Report,
+    SeamReport,
+    SegmentReport,
+)
 
 #: The only thumbnails a page shows: JPEG data URIs as composer writes them. A ``report.json``
 #: may have been edited, and any other value in an ``<img src>`` or a ``url()`` could make the
@@ -230,6 +237,28 @@ def _run_metrics(metrics: RunMetrics) -> str:
     return "".join(parts)
 
 
+def _duplicate_charges(charges: list[DuplicateCharge]) -> str:
+    """The takes that may have been paid for twice, with the operation ids to look up on the bill."""
+    rows = []
+    for c in charges:
+        creates = ", ".join(f"#{u.get('attempt')} at {u.get('sent_at')}" for u in c.unanswered_creates)
+        cells = (
+            f"{c.take} ({c.key[:12]})",
+            ", ".join(c.operations) or "none",
+            ", ".join(c.duplicate_operations) or "none",
+            creates or "none",
+            f"${c.possibly_charged_usd:.2f}",
+        )
+        rows.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
+    return (
+        "<h2>Possible duplicate charges</h2>"
+        '<p class="mute">Creates that got no answer may have started operations the service bills; '
+        "check these operation ids and send times against the service's bill.</p>"
+        '<table class="duplicates"><tr><th>take</th><th>operations</th><th>duplicates found</th>'
+        f"<th>creates without an answer</th><th>possibly charged</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def render_html(report: Report) -> str:
     s = report.summary
     cards = [
@@ -261,6 +290,10 @@ def render_html(report: Report) -> str:
             ("cost", f"${api.cost_usd:.2f}" + (f" of ${budget:.2f}" if budget is not None else "")),
             ("retries", str(api.retries)),
             ("possible duplicates", str(api.possible_duplicates)),
+            (
+                "possibly charged",
+                f"${sum(c.possibly_charged_usd for c in report.possible_duplicate_charges):.2f}",
+            ),
             ("resumed", str(api.resumed)),
             ("without a take", str(sum(api.abandoned_operations.values()))),
         ]
@@ -269,6 +302,8 @@ def render_html(report: Report) -> str:
             + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in api_cards)
             + "</div>"
         )
+    if report.possible_duplicate_charges:
+        parts.append(_duplicate_charges(report.possible_duplicate_charges))
     if report.metrics is not None:
         parts.append(_run_metrics(report.metrics))
     if report.problems:

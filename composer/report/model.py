@@ -110,6 +110,25 @@ class Problem(Frozen):
     )
 
 
+class DuplicateCharge(Frozen):
+    """A take whose creates got no answer and may have started extra, paid operations.
+
+    The manifest's ``possible_duplicate_charges`` entry, for the page: what to look up on the bill.
+    """
+
+    segment: str
+    take: str
+    key: str
+    operations: list[str] = Field(default_factory=list, description="The take's operations, by id.")
+    duplicate_operations: list[str] = Field(
+        default_factory=list, description="Extra operations a listing found, by id (known duplicates)."
+    )
+    possibly_charged_usd: float = Field(0.0, description="What these may have cost beyond the take's price.")
+    unanswered_creates: list[dict[str, str | int | None]] = Field(
+        default_factory=list, description="Each create without an answer: attempt, sent_at, run, error."
+    )
+
+
 class Report(Frozen):
     version: int = REPORT_VERSION
     composer_version: str
@@ -127,6 +146,9 @@ class Report(Frozen):
     problems: list[Problem] = Field(default_factory=list)
     budget_usd: float | None = Field(None, description="The run's --budget, when it had one.")
     metrics: RunMetrics | None = None  # the manifest's run metrics (docs/metrics.md)
+    possible_duplicate_charges: list[DuplicateCharge] = Field(
+        default_factory=list, description="Takes that may have been paid for more than once (manifest)."
+    )
 
 
 def summarize(outputs: list[OutputReport]) -> Summary:
