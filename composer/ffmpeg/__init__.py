@@ -34,7 +34,9 @@ from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
     X264_CRF,
     X264_PRESET,
+    GOP_SECONDS,
     audio_args,
+    gop_frames,
     keyframe_args,
     rescale,
     seek_text,
@@ -70,6 +72,7 @@ from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpe
 
 __all__ = [
     "AUDIO_BITRATE",
+    "GOP_SECONDS",
     "EDGE_ARGS",
     "X264_CRF",
     "X264_PRESET",
@@ -103,6 +106,7 @@ __all__ = [
     "ffmpeg_exe",
     "ffmpeg_version",
     "frame_hashes",
+    "gop_frames",
     "keyframe_args",
     "normalize",
     "packets",
