@@ -47,6 +47,7 @@ class SmartResult:
     reused_legs: int  # legs whose clip already carried the output encoding
     normalize_s: float
     assemble_s: float
+    normalized: tuple[str, ...] = ()  # per leg normalised: which parameter forced it
 
 
 def leg_spec(comp: Composition, index: int) -> NormSpec:
@@ -344,4 +345,16 @@ def compose_smart(
         reused_legs=sum(leg.reused for leg in legs),
         normalize_s=normalized_s,
         assemble_s=time.perf_counter() - started - normalized_s,
+        normalized=normalization_notes(comp, legs),
     )
+
+
+def normalization_notes(comp: Composition, legs: Sequence[Normalized]) -> tuple[str, ...]:
+    """One line per leg that was normalised rather than copied from: the clip and the parameter
+    that forced it (:func:`composer.compose.normalize.encoding_problem`). Several legs cut from
+    one clip are named once."""
+    notes: dict[str, None] = {}
+    for index, leg in enumerate(legs):
+        if not leg.reused:
+            notes[f"clip {index + 1} ({comp.legs[index].path.name}) normalised: {leg.reason}"] = None
+    return tuple(notes)

@@ -32,9 +32,9 @@ from composer.ffmpeg.concat import (
 )
 from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
+    GOP_SECONDS,
     X264_CRF,
     X264_PRESET,
-    GOP_SECONDS,
     audio_args,
     gop_frames,
     keyframe_args,
@@ -72,8 +72,8 @@ from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpe
 
 __all__ = [
     "AUDIO_BITRATE",
-    "GOP_SECONDS",
     "EDGE_ARGS",
+    "GOP_SECONDS",
     "X264_CRF",
     "X264_PRESET",
     "ConcatPart",
