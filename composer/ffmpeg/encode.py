@@ -25,9 +25,9 @@ AUDIO_BITRATE = "160k"
 #: Seconds between the regular IDR frames of every composer encode (outputs, normalised takes,
 #: local takes). A later crossfade into a composer file re-encodes from the fade to the next
 #: IDR, so this bounds what any later join costs. Measured at 640x360 (docs/composition.md,
-#: "GOP interval"): 1 s costs about 4-8% more bytes than 2 s and halves the worst extra encode
-#: per join (24 frames instead of 48 at 24 fps); the default 250 frames saves only a few percent
-#: more and makes a re-join cost ~10 s of encoding per fade. 1 s it is.
+#: "GOP interval"): 1 s costs 2-3% more bytes than 2 s on ordinary pictures (25% on noise-like
+#: ones) and halves the worst extra encode per join side (24 frames instead of 48 at 24 fps);
+#: x264's default 250 frames saves 2-4% more and makes a re-join encode ~10 s per fade.
 GOP_SECONDS = 1
 
 
