@@ -491,3 +491,14 @@ def test_foreign_clips_with_other_gops_are_cut_and_mismatches_are_named(
         "or encoder settings) differ from composer's encoder",
     ]
     assert "clip 2 (foreign_444.mp4) normalised: pixel format" in mixed.check.reason
+
+
+def test_clips_whose_keyframes_leave_nothing_to_copy_take_the_full_path(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
+    raw = make_clip("foreign_raw", seconds=5, size="160x96", source="testsrc", audio_hz=660)
+    foreign = _encode_like_composer(raw, tmp_path / "foreign_gop250.mp4", gop=250)
+    assert sorted(ffmpeg.packets(foreign).keyframe_indices()) == [0]
+    result = compose_clips([foreign, foreign], tmp_path / "out.mp4", crossfade_s=1)
+    assert result.check.method == "full" and "one full re-encode is faster" in result.check.reason
+    assert result.check.frames == 2 * 120 - 24

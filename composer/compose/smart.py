@@ -34,6 +34,10 @@ from composer import ffmpeg
 from composer.compose.graph import Composition, Copy, SmartPlan, Span, smart_plan
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
+#: Above this share of the output's frames re-encoded, the smart path is refused for the
+#: one-command full re-encode (its copies would save too little to pay for the joins' check).
+MOSTLY_ENCODED = 0.9
+
 
 class SmartUnavailable(Exception):
     """The smart path cannot render this composition; ``str(exc)`` says why."""
@@ -336,6 +340,18 @@ def compose_smart(
     with ThreadPoolExecutor(max_workers=2) as pool:
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
+    try:
+        encoded = smart_plan(comp, [leg.cut_points for leg in legs]).encoded_frames
+    except ValueError as exc:
+        raise SmartUnavailable(str(exc)) from None
+    if encoded > MOSTLY_ENCODED * comp.frames:
+        # Clips used as they are with IDR frames too far apart (a foreign GOP of 250 frames in
+        # short clips): the spans would encode nearly everything, and one command does that
+        # faster than spans, copies, a concat and a check.
+        raise SmartUnavailable(
+            f"the clips' keyframes leave {encoded} of {comp.frames} frames to re-encode: "
+            "one full re-encode is faster"
+        )
     plan, decoded = assemble(comp, legs, dest, progress=progress, known_good=known_good)
     assert decoded is not None  # checked by default
     return SmartResult(
