@@ -32,11 +32,9 @@ from composer.ffmpeg.concat import (
 )
 from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
-    GOP_SECONDS,
     X264_CRF,
     X264_PRESET,
     audio_args,
-    gop_frames,
     keyframe_args,
     rescale,
     seek_text,
@@ -73,7 +71,6 @@ from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpe
 __all__ = [
     "AUDIO_BITRATE",
     "EDGE_ARGS",
-    "GOP_SECONDS",
     "X264_CRF",
     "X264_PRESET",
     "ConcatPart",
@@ -106,7 +103,6 @@ __all__ = [
     "ffmpeg_exe",
     "ffmpeg_version",
     "frame_hashes",
-    "gop_frames",
     "keyframe_args",
     "normalize",
     "packets",
