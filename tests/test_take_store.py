@@ -20,17 +20,10 @@ import pytest
 import yaml
 
 from composer.sim import Simulator
+from tests.support import TINY_API_BOARD
 
-BOARD = {
-    "title": "store",
-    "output": {"length_s": 6, "resolution": "160x96", "fps": 24, "crossfade_s": 0.5},
-    "generation": {"segment_s": 3, "seed": 5},
-    "continuity": {"max_attempts": 1},
-    "scenes": [
-        {"id": "sea", "prompt": "a calm sea with waves", "duration_s": 6, "camera": "pan right"},
-        {"id": "city", "prompt": "a city street at night", "duration_s": 6, "camera": "static"},
-    ],
-}
+# The simulator renders' tiny two-scene board, under its own title.
+BOARD = {**TINY_API_BOARD, "title": "store"}
 KEY_ENV = {"GEMINI_API_KEY": "AIza-store-test-0123456789", "OPENAI_API_KEY": "sk-store-test-0123456789"}
 
 
