@@ -20,6 +20,18 @@ prints, in one table:
 * ``tail``: normalising the last take plus the checked assembly (the tail when the last take
   comes from an API in another encoding).
 
+Then (issue 19), clips that are not a render's takes, against the same one-command ``xfade``
+re-encode of *those* clips (``compose_full``):
+
+* ``own outputs re-joined``: each clip first brought into composer's encoding with
+  ``composer compose X -o take.mp4`` (``compose_clips([X])``), then
+  ``composer compose take1 take2 take3 --crossfade 1`` (``compose_clips``, checks included);
+* ``foreign, matching``: clips encoded with composer's x264 settings but x264's default GOP of
+  250 frames (an editor exporting at the same settings), joined the same way: cut from their
+  IDR frames, never normalised;
+* the GOP file-size cost: the three clips encoded with composer's settings at an IDR every
+  1 s, 2 s and every 250 frames, total bytes.
+
 Each row has wall time, frame count, a clean-decode flag and the ratio to composer's assembly.
 Afterwards: PSNR / SSIM of the smart output against the full re-encode (whole file and the
 crossfade windows) and whether the bodies equal the normalised takes bit for bit.
@@ -27,7 +39,8 @@ crossfade windows) and whether the bodies equal the normalised takes bit for bit
 The composer assembly rows are the median of ``--repeat`` runs (default 3; each run is listed):
 a few seconds of work suffers from a noisy neighbour in a way the minute-long baselines do not.
 
-Run: ``python benchmarks/bench_compose.py [--quick] [--sizes 1920x1080,1280x720] [--no-moviepy] [--repeat N]``
+Run: ``python benchmarks/bench_compose.py [--quick] [--sizes 1920x1080,1280x720] [--no-moviepy] [--repeat N]
+[--cases assembly,rejoin]``
 (``pip install -e .[bench]`` for moviepy). ``--quick`` uses 4 s clips. The figures are noisy on
 a shared machine; the ratios within one run are what count. Never assert on them in tests.
 """
@@ -45,6 +58,7 @@ from pathlib import Path
 
 from composer import ffmpeg
 from composer.compose import smart
+from composer.compose.clips import compose_clips
 from composer.compose.graph import Copy, Leg, build
 from composer.compose.normalize import normalize_take
 from composer.compose.render import compose_full
@@ -182,20 +196,84 @@ def bench_size(width: int, height: int, seconds: float, use_moviepy: bool, work:
     print(f"bodies identical to the normalised takes (decoded, bit for bit): {exact}", flush=True)
 
 
+def encode_like_composer(source: Path, dest: Path, gop: int) -> Path:
+    """``source`` in composer's x264 settings but with an IDR every ``gop`` frames (audio copied)."""
+    args = ffmpeg.x264_args(FPS)
+    args[args.index("-g") + 1] = str(gop)
+    cmd = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-i", str(source), "-map", "0", *args, "-c:a", "copy"]
+    subprocess.run([*cmd, str(dest)], check=True)
+    return dest
+
+
+def bench_rejoin(paths: list[Path], frames: int, width: int, height: int, work: Path, repeat: int) -> None:
+    """The own-outputs and foreign-clip cases beside their one-command xfade baselines."""
+    print(f"\n-- clips from outside a render ({width}x{height}), x full = one-command xfade / composer --")
+    own = []
+    for path in paths:
+        take = work / f"own_{path.stem}.mp4"
+        compose_clips([path], take)
+        own.append(take)
+    foreign = [encode_like_composer(p, work / f"foreign_{p.stem}.mp4", 250) for p in paths]
+    print(
+        f"{'case':44} {'full s':>7} {'composer s':>11} {'x full':>7} {'encoded':>8} {'normalised':>11} {'clean':>6}"
+    )
+    for name, clips in (("own outputs re-joined (1 s GOP)", own), ("foreign, matching, GOP 250", foreign)):
+        comp = build([Leg(p, frames, True) for p in clips], [24, 24], width, height, FPS, True)
+        started = time.perf_counter()
+        compose_full(comp, work / f"full_{name[:3]}.mp4")
+        full_s = time.perf_counter() - started
+        runs, result = [], None
+        for _ in range(repeat):
+            out = work / f"rejoin_{name[:3]}.mp4"
+            out.unlink(missing_ok=True)
+            started = time.perf_counter()
+            result = compose_clips(clips, out, crossfade_s=1)
+            runs.append(time.perf_counter() - started)
+        assert result is not None
+        took = statistics.median(runs)
+        normalised = sum("normalised" in note for note in result.notes)
+        _, clean = _clean(result.path)
+        print(
+            f"{name:44} {full_s:7.2f} {took:11.2f} {full_s / took:7.1f} {result.check.encoded_frames:>8} "
+            f"{normalised:>11} {'yes' if clean and result.check.method == 'smart' else 'NO':>6}"
+        )
+    sizes = {}
+    for gop, label in ((24, "1 s"), (48, "2 s"), (250, "250 frames")):
+        sizes[label] = sum(
+            encode_like_composer(p, work / f"gop{gop}_{p.stem}.mp4", gop).stat().st_size for p in paths
+        )
+    base = sizes["250 frames"]
+    print(
+        "GOP file-size cost (3 clips, composer's x264 settings): "
+        + ", ".join(f"IDR every {k}: {v / 1e6:.2f} MB ({v / base - 1:+.1%})" for k, v in sizes.items()),
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 s clips instead of 20 s")
     parser.add_argument("--sizes", default="1920x1080,1280x720")
     parser.add_argument("--no-moviepy", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each short composer step (median)")
+    parser.add_argument("--cases", default="assembly,rejoin", help="assembly (a render), rejoin (issue 19)")
     args = parser.parse_args(argv)
     print(ffmpeg.ffmpeg_version())
     with tempfile.TemporaryDirectory(prefix="bench_compose.") as work:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
-            bench_size(
-                width, height, 4.0 if args.quick else 20.0, not args.no_moviepy, Path(work), args.repeat
-            )
+            seconds = 4.0 if args.quick else 20.0
+            cases = args.cases.split(",")
+            if "assembly" in cases:
+                bench_size(width, height, seconds, not args.no_moviepy, Path(work), args.repeat)
+            if "rejoin" in cases:
+                paths = []
+                for name, hz in zip("abc", (440, 660, 880), strict=True):
+                    path = Path(work) / f"{name}_{height}.mp4"
+                    if not path.is_file():
+                        make_clip(name, width, height, seconds, hz, path)
+                    paths.append(path)
+                bench_rejoin(paths, round(seconds * 24), width, height, Path(work), args.repeat)
     return 0
 
 

@@ -157,8 +157,9 @@ def compose_clips(
 ) -> ComposeResult:
     """Join ``paths`` into ``dest`` with crossfades; ``on_progress(done, total)`` in frames.
 
-    Clips that already carry the output encoding (composer's own takes and outputs, say) are
-    used as they are; the others are normalised once into ``work_dir`` (kept, so a second run
+    Clips that already carry the output's codec parameters (composer's own takes and outputs,
+    or any x264 clip encoded alike, whatever its keyframes) are cut from their IDR frames as
+    they are; the others are normalised once (the notes say which parameter forced it) into ``work_dir`` (kept, so a second run
     reuses them) or into a temporary folder beside ``dest`` (removed afterwards).
     """
     clips = [clip_facts(Path(p)) for p in paths]
@@ -185,5 +186,5 @@ def compose_clips(
         fps=comp.fps,
         fades=tuple(j.fade for j in comp.joins),
         check=check,
-        notes=notes,
+        notes=(*notes, *check.normalized),
     )

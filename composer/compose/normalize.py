@@ -3,7 +3,8 @@
 What lives here: :class:`NormSpec` (what a leg of an output needs from its clip: size, fps,
 frame range and the frames that must be IDR keyframes), :func:`normalize_take` (encode the
 clip to that spec, cached beside the take, or reuse the clip untouched when it already carries
-the output encoding) and :func:`reuse_problem` (why a clip cannot be used as it is). The
+the output encoding, whatever its keyframes), :func:`encoding_problem` (which codec parameter
+stops a clip being copied) and :func:`reuse_problem` (that, or the plan's keyframes it lacks). The
 pipeline calls :func:`normalize_take` right after a take is accepted, in a background thread,
 so that assembling an output later copies these files instead of encoding them.
 
@@ -28,7 +29,7 @@ from composer.timecode import fps_text
 
 #: Bump when the normalisation chain or the encoder settings change: old cached files are
 #: then ignored (their names no longer match) instead of being mixed with new ones.
-NORMALIZE_VERSION = 1
+NORMALIZE_VERSION = 2  # 2: regular IDR frames every ffmpeg.GOP_SECONDS (issue 19)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ class Normalized:
 
     The leg's frame 0 is frame ``offset`` of ``path``; ``cut_points`` are the leg frames
     (0..frames) where ``path`` can be split by stream copy (IDR frames, end of file).
-    ``reused`` says the clip itself was used as it is; ``encoded_frames`` is what this call
+    ``reused`` says the clip itself was used as it is (its codec parameters match the
+    output's, whatever its keyframes: :func:`encoding_problem`), else ``reason`` says why not; ``encoded_frames`` is what this call
     encoded (0 when reused or found in the cache). ``edges`` are what the encode kept of the
     crossfade frames (none for a clip reused as it is).
     """
@@ -104,6 +106,7 @@ class Normalized:
     reused: bool
     encoded_frames: int
     edges: tuple[Edge, ...] = ()
+    reason: str = ""  # why the clip was not used as it is (the parameter that differed)
 
 
 # One lock per cache file: the pipeline may normalise a take in a background thread while an
@@ -156,33 +159,59 @@ def _cut_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[
     return frozenset(points)
 
 
-def reuse_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
-    """None if ``source`` can be used as it is for ``spec``; otherwise why not, in words."""
+def encoding_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
+    """None if ``source``'s packets can be copied into an output of ``spec`` as they are;
+    otherwise the first parameter that differs, in words (it forced a normalisation).
+
+    These are the output's codec parameters: codec, size, SAR and rotation, pixel format,
+    profile and colour tags (all in the SPS/PPS, compared last and whole), time base and
+    frame grid, and enough frames. Keyframes are not among them: the smart plan copies from
+    whatever IDR frames the clip has and re-encodes the rest (:func:`reuse_problem` names
+    the missing ones).
+    """
     media = ffmpeg.probe(source)
     info = info or ffmpeg.packets(source)
     if info.codec != "h264":
         return f"codec {info.codec}, not h264"
     if (media.width, media.height) != (spec.width, spec.height):
         return f"size {media.width}x{media.height}, not {spec.width}x{spec.height}"
-    if media.sar != 1 or media.rotation:
-        return "non-square pixels or rotation"
+    if media.sar != 1:
+        return f"SAR {media.sar.numerator}:{media.sar.denominator}, not 1:1"
+    if media.rotation:
+        return f"rotation {media.rotation} degrees, not 0"
     if media.pix_fmt != "yuv420p":
-        return f"pixel format {media.pix_fmt}, not yuv420p"
+        return f"pixel format {media.pix_fmt or 'unknown'}, not yuv420p"
     tick = Fraction(1) / spec.fps / info.time_base
     if info.time_base != Fraction(1, ffmpeg.timescale(spec.fps)) or tick.denominator != 1:
         return f"time base {info.time_base}, not 1/{ffmpeg.timescale(spec.fps)}"
     # Constant frame rate on the exact grid from 0: frame n is at n * tick.
     if sorted(info.pts) != [n * int(tick) for n in range(info.frames)]:
-        return f"frames are not evenly spaced at {fps_text(spec.fps)} fps from 0"
+        return f"frame rate: frames are not evenly spaced at {fps_text(spec.fps)} fps from 0"
     if info.frames < spec.start + spec.frames:
         return f"{info.frames} frames, fewer than the {spec.start + spec.frames} needed"
+    if info.extradata != reference_extradata(spec.width, spec.height, spec.fps):
+        # One avcC for the whole output: the copied packets and the re-encoded windows must
+        # share it, and only composer's x264 settings write the windows. Profile, level,
+        # colour tags and the encoder's other choices all live here.
+        return "codec parameters (SPS/PPS: profile, colour tags or encoder settings) differ from composer's encoder"
+    return None
+
+
+def reuse_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
+    """None if ``source`` matches ``spec`` exactly, keyframes included; otherwise why not.
+
+    :func:`normalize_take` needs only :func:`encoding_problem` to be None; missing keyframes
+    just widen the windows an assembly re-encodes (to the clip's next IDR).
+    """
+    info = info or ffmpeg.packets(source)
+    problem = encoding_problem(source, spec, info)
+    if problem:
+        return problem
     missing = [k for k in spec.keyframes if k and (spec.start + k) not in info.keyframe_indices()]
     if spec.start not in info.keyframe_indices() and spec.start > 0:
         missing.insert(0, 0)
     if missing:
         return f"no keyframe at frame(s) {', '.join(str(spec.start + k) for k in missing)}"
-    if info.extradata != reference_extradata(spec.width, spec.height, spec.fps):
-        return "codec parameters (SPS/PPS) differ from composer's encoder"
     return None
 
 
@@ -200,9 +229,11 @@ def normalize_take(
     The encoded file is written to a temporary name and renamed, so a crash leaves nothing
     that looks finished.
     """
+    reason = "reuse turned off"
     if allow_reuse:
         info = ffmpeg.packets(source)
-        if reuse_problem(source, spec, info) is None:
+        problem = encoding_problem(source, spec, info)
+        if problem is None:
             return Normalized(
                 source,
                 spec.start,
@@ -212,6 +243,7 @@ def normalize_take(
                 True,
                 0,
             )
+        reason = problem
     dest = cache_path(source, spec, cache_dir)
     with _lock_for(dest):
         encoded = 0
@@ -237,5 +269,5 @@ def normalize_take(
             path.unlink(missing_ok=True)
         raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
     return Normalized(
-        dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges
+        dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges, reason
     )

@@ -35,9 +35,10 @@ class OutputCheck:
     expected_frames: int
     expected_samples: int | None
     method: str = "full"  # "smart" (copied bodies + re-encoded crossfades) or "full" (one re-encode)
-    reason: str = ""  # why the full path was used (empty for smart)
+    reason: str = ""  # why the full path was used (smart: the normalisations' reasons, if any)
     encoded_frames: int | None = None  # frames encoded while assembling (smart: the crossfade spans)
     copied_frames: int | None = None  # frames stream-copied (smart only)
+    normalized: tuple[str, ...] = ()  # smart: each clip normalised, not copied, and which parameter forced it
 
 
 def composition_for(output: OutputPlan, spec: OutputSpec, takes: dict[str, Take]) -> Composition:
@@ -180,6 +181,9 @@ def compose_composition(
                 method="smart",
                 encoded_frames=result.plan.encoded_frames,
                 copied_frames=result.plan.copied_frames,
+                # The manifest keeps ``reason``: for the smart path, what forced normalisations.
+                reason="; ".join(result.normalized),
+                normalized=result.normalized,
             )
         except smart.SmartUnavailable as exc:
             reason = str(exc)

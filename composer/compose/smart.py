@@ -34,6 +34,10 @@ from composer import ffmpeg
 from composer.compose.graph import Composition, Copy, SmartPlan, Span, smart_plan
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
+#: Above this share of the output's frames re-encoded, the smart path is refused for the
+#: one-command full re-encode (its copies would save too little to pay for the joins' check).
+MOSTLY_ENCODED = 0.9
+
 
 class SmartUnavailable(Exception):
     """The smart path cannot render this composition; ``str(exc)`` says why."""
@@ -47,6 +51,7 @@ class SmartResult:
     reused_legs: int  # legs whose clip already carried the output encoding
     normalize_s: float
     assemble_s: float
+    normalized: tuple[str, ...] = ()  # per leg normalised: which parameter forced it
 
 
 def leg_spec(comp: Composition, index: int) -> NormSpec:
@@ -335,6 +340,18 @@ def compose_smart(
     with ThreadPoolExecutor(max_workers=2) as pool:
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
+    try:
+        encoded = smart_plan(comp, [leg.cut_points for leg in legs]).encoded_frames
+    except ValueError as exc:
+        raise SmartUnavailable(str(exc)) from None
+    if encoded > MOSTLY_ENCODED * comp.frames:
+        # Clips used as they are with IDR frames too far apart (a foreign GOP of 250 frames in
+        # short clips): the spans would encode nearly everything, and one command does that
+        # faster than spans, copies, a concat and a check.
+        raise SmartUnavailable(
+            f"the clips' keyframes leave {encoded} of {comp.frames} frames to re-encode: "
+            "one full re-encode is faster"
+        )
     plan, decoded = assemble(comp, legs, dest, progress=progress, known_good=known_good)
     assert decoded is not None  # checked by default
     return SmartResult(
@@ -344,4 +361,16 @@ def compose_smart(
         reused_legs=sum(leg.reused for leg in legs),
         normalize_s=normalized_s,
         assemble_s=time.perf_counter() - started - normalized_s,
+        normalized=normalization_notes(comp, legs),
     )
+
+
+def normalization_notes(comp: Composition, legs: Sequence[Normalized]) -> tuple[str, ...]:
+    """One line per leg that was normalised rather than copied from: the clip and the parameter
+    that forced it (:func:`composer.compose.normalize.encoding_problem`). Several legs cut from
+    one clip are named once."""
+    notes: dict[str, None] = {}
+    for index, leg in enumerate(legs):
+        if not leg.reused:
+            notes[f"clip {index + 1} ({comp.legs[index].path.name}) normalised: {leg.reason}"] = None
+    return tuple(notes)

@@ -32,9 +32,11 @@ from composer.ffmpeg.concat import (
 )
 from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
+    GOP_SECONDS,
     X264_CRF,
     X264_PRESET,
     audio_args,
+    gop_frames,
     keyframe_args,
     rescale,
     seek_text,
@@ -71,6 +73,7 @@ from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpe
 __all__ = [
     "AUDIO_BITRATE",
     "EDGE_ARGS",
+    "GOP_SECONDS",
     "X264_CRF",
     "X264_PRESET",
     "ConcatPart",
@@ -103,6 +106,7 @@ __all__ = [
     "ffmpeg_exe",
     "ffmpeg_version",
     "frame_hashes",
+    "gop_frames",
     "keyframe_args",
     "normalize",
     "packets",
