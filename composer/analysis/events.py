@@ -135,6 +135,10 @@ def freeze_events(warp_resid: Sequence[float], fps: float, th: EventThresholds) 
     if med < th.freeze_min_motion:
         return []
     frozen = (r <= th.freeze_ratio * med) & (r <= th.freeze_level)
+    # One changed pair between two frozen ones is still one stall: a keyframe inside a frozen
+    # run re-codes the same picture with fresh quantisation noise (in detailed texture as large
+    # as real motion), and a single step between two stalls is a stutter, not recovered motion.
+    frozen[1:-1] |= frozen[:-2] & frozen[2:]
     shortest = max(2, round(th.freeze_s * fps))
     out: list[Moment] = []
     start = None

@@ -343,9 +343,17 @@ def locate_transitions(
     ok = np.isfinite(d)
     if ok.sum() < 3 * lag:
         return []  # too short to know what this clip's own variation looks like
-    base = d[ok]
-    med = float(np.median(base))
-    sigma = 1.4826 * float(np.median(np.abs(base - med))) + spread
+    # The clip's own variation is the densest half of its samples (the shortest interval that
+    # holds half of them), not the median and MAD of all: a fade lifts the 1-s distance for two
+    # lags, which in a short take is half its samples, and drags a median-centred estimate up
+    # with it. On samples without an event the two agree (the half-width of the median's
+    # interval is the MAD).
+    base = np.sort(d[ok])
+    half = (base.size + 1) // 2
+    widths = base[half - 1 :] - base[: base.size - half + 1]
+    i = int(np.argmin(widths))
+    med = float(base[i] + base[i + half - 1]) / 2
+    sigma = 1.4826 * float(widths[i]) / 2 + spread
     z = np.where(ok, (d - med) / sigma, 0.0)
     hot = np.flatnonzero((z >= z_level) & (d >= floor))
     out: list[tuple[int, float, float]] = []
