@@ -346,3 +346,23 @@ def test_paid_work_left_by_a_killed_run_is_reported_by_the_next_render(
     reported = {x["operation"] for x in run["manifest"]["left_by_earlier_runs"]}
     assert left <= reported
     assert "left by an earlier run" in run["out"]
+
+
+def test_a_holder_paused_past_its_ttl_does_not_create_after_resuming(tmp_path: Path) -> None:
+    """A suspended holder's lease is taken over; on resuming, its next create is refused."""
+    import asyncio
+
+    from composer.jobs.lease import LeaseLost, Leases, ensure_held
+
+    async def holder() -> None:
+        async with Leases(tmp_path / "leases", ttl_s=0.3).hold("k"):
+            await ensure_held("before the pause")  # still ours: nothing raised
+            time.sleep(0.5)  # suspended: the event loop (and the heartbeat) does not run
+            other = Leases(tmp_path / "leases", ttl_s=0.3)
+            assert other.try_acquire("k") is None  # the stale lease is renamed aside first...
+            assert other.try_acquire("k") is not None  # ...then another process holds it
+            with pytest.raises(LeaseLost, match="took over"):
+                await ensure_held("after the pause")
+        await ensure_held("outside any lease")  # no lease held: nothing to check
+
+    asyncio.run(holder())

@@ -18,6 +18,12 @@ do not both make the take.
 Journal entries (``journal.py``) are read and written only by a lease's holder, so an entry
 left in ``submitting`` is always a dead holder's, never a live neighbour's create in flight.
 
+A holder paused for longer than the ttl (a suspended laptop, a stopped container) has lost its
+lease when it resumes, though its heartbeat task has not run yet to notice. So the paid step
+asks first: ``await ensure_held(what)`` before every create checks, with a heartbeat, that each
+lease the running task holds is still its own, and raises ``LeaseLost`` when one was taken
+over; the caller then waits for the new holder and reuses its take (a fencing check).
+
 What does not live here: what is made under a lease (``runner.py``, ``remote.py``). Limits:
 the exclusive create and the rename must be atomic on the store's file system: true for local
 disks and NFSv3+; see docs/cache.md for the object stores.
@@ -32,11 +38,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer.errors import ComposerError
 from composer.files import write_bytes_atomic
 
 LEASE_VERSION = 1
@@ -44,6 +52,35 @@ LEASE_VERSION = 1
 DEFAULT_TTL_S = 60.0
 #: How often a waiting process looks at a lease again.
 DEFAULT_POLL_S = 0.2
+
+
+class LeaseLost(ComposerError):
+    """This task's lease on a take was taken over while it paused: another process makes the take."""
+
+
+#: The leases the running task holds, as checks that renew one and say whether it is still its
+#: own. A context variable, so the check reaches the create however deep in the task it is sent.
+_HELD: ContextVar[tuple[Callable[[], bool], ...]] = ContextVar("composer_leases_held", default=())
+
+
+@contextlib.contextmanager
+def fenced(check: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, ``ensure_held`` also runs ``check`` (a heartbeat: False once taken over)."""
+    token = _HELD.set((*_HELD.get(), check))
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+async def ensure_held(what: str) -> None:
+    """Raise ``LeaseLost`` unless every lease this task holds is still its own (before paid steps)."""
+    for check in _HELD.get():
+        if not await asyncio.to_thread(check):
+            raise LeaseLost(
+                f"{what}: another process took over making this take while this one was paused for "
+                "longer than the lease ttl; it is not created twice (waiting for that process's take)"
+            )
 
 
 def default_ttl_s() -> float:
@@ -218,9 +255,16 @@ class Leases:
                     return
                 holder["info"] = renewed
 
+        def still_ours() -> bool:
+            renewed = self.beat(holder["info"])
+            if renewed is not None:
+                holder["info"] = renewed
+            return renewed is not None
+
         task = asyncio.create_task(heartbeat(), name=f"lease {key[:12]}")
         try:
-            yield info
+            with fenced(still_ours):
+                yield info
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

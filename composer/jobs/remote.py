@@ -57,6 +57,7 @@ from composer.errors import (
     TerminalError,
 )
 from composer.jobs.journal import CreateAttempt, Journal, JournalEntry
+from composer.jobs.lease import ensure_held
 from composer.timecode import fps_text, parse_fps
 
 T = TypeVar("T")
@@ -447,6 +448,8 @@ class RemoteJobs:
             if self.stopping:
                 raise Stopping(label)
             await self.limiter.acquire()
+            # The wait above can be long, and so can a pause: the take must still be ours to make.
+            await ensure_held(label)
             self.ledger.reserve(price, label)
             attempt = CreateAttempt(number=len(stats.attempts) + 1, sent_at=time.time(), run=self.run)
             stats.attempts.append(attempt)

@@ -34,7 +34,7 @@ from composer.decide import Attempt, Check, Decision, decide
 from composer.errors import BudgetExceeded, ContentFiltered, MediaError, ModelRefused, TerminalError
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
-from composer.jobs.lease import Leases
+from composer.jobs.lease import LeaseLost, Leases
 from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
 from composer.jobs.store import SharedStore, store_url
 from composer.plan.model import Plan, Segment
@@ -385,20 +385,25 @@ class Runner:
         forced = self.force and key not in self._forced
         take = None if forced else self.cache.get(key, fix=False)
         job: JobStats | None = None
-        if take is None:
+        while take is None:
             # One maker per take: another process (or segment) making the same take holds its
             # lease; wait for it and reuse what it made.
-            async with self.leases.hold(key), self._shared_lease(key):
-                take = None if forced else self.cache.get(key)
-                if take is None and self.shared is not None and not forced:
-                    take = await asyncio.to_thread(self.shared.pull, key, self.cache)
-                if take is None:
-                    take, job = await self._make(segment, index, request, parent, first_inputs)
-                    if self.shared is not None:
-                        await asyncio.to_thread(self.shared.push, take, self.cache)
-                    self._forced.add(key)
-                    self.result.generated += 1
-                    return take, False, job
+            try:
+                async with self.leases.hold(key), self._shared_lease(key):
+                    take = None if forced else self.cache.get(key)
+                    if take is None and self.shared is not None and not forced:
+                        take = await asyncio.to_thread(self.shared.pull, key, self.cache)
+                    if take is None:
+                        take, job = await self._make(segment, index, request, parent, first_inputs)
+                        if self.shared is not None:
+                            await asyncio.to_thread(self.shared.push, take, self.cache)
+                        self._forced.add(key)
+                        self.result.generated += 1
+                        return take, False, job
+            except LeaseLost:
+                # Paused past the lease's ttl before a create: the process that took over makes
+                # the take; wait for its lease like any other waiter and reuse what it made.
+                forced = False
         self.result.cache_hits += 1
         return take, True, job
 

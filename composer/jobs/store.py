@@ -31,7 +31,7 @@ from typing import Any
 
 from composer.errors import EnvironmentProblem
 from composer.jobs.cache import Take, TakeCache, file_sha256
-from composer.jobs.lease import DEFAULT_POLL_S, LeaseInfo, default_ttl_s
+from composer.jobs.lease import DEFAULT_POLL_S, LeaseInfo, default_ttl_s, fenced
 
 STORE_ENV = "COMPOSER_STORE"
 
@@ -177,9 +177,16 @@ class SharedStore:
                     return
                 state["info"] = renewed
 
+        def still_ours() -> bool:
+            renewed = self._beat(state["info"], path)
+            if renewed is not None:
+                state["info"] = renewed
+            return renewed is not None
+
         task = asyncio.create_task(heartbeat())
         try:
-            yield info
+            with fenced(still_ours):
+                yield info
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
