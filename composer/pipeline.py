@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +47,7 @@ from composer.export.records import FailureRecord, KnobNotSent, OutputRecord, Se
 from composer.export.run_metrics import run_metrics, write_metrics
 from composer.files import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
+from composer.jobs.limits import Limits
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
 from composer.plan import modes
@@ -430,15 +432,27 @@ class Generated:
     since_last_accept_s: float
 
 
-def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quiet) -> Generated:
+def generate(
+    plan: Plan,
+    options: RenderOptions,
+    on_progress: ProgressFn = _quiet,
+    *,
+    limits: Limits | None = None,
+    node: str | None = None,
+) -> Generated:
     """Make every segment of ``plan`` (or take it from the cache), judge it, and make it again
     when a check fails; kept takes are brought to the output's encoding in the background.
+
+    ``limits`` (operations in flight, creates per minute, the budget) may be shared with other
+    renders (a batch, a cluster's actor); by default they are this render's, from
+    ``options.jobs``. ``node`` names this machine in the takes' records (default: the host name).
 
     A failure that stops the run (a refused request, the budget) is returned, not raised, once
     the operations in flight are finished and cached; Ctrl-C raises
     :class:`~composer.errors.Interrupted`.
     """
     started = time.perf_counter()
+    node_name = node or socket.gethostname()
     ffmpeg.ffmpeg_exe()  # fail early, before any generation, if there is no ffmpeg
     settings = plan.continuity
     cache = TakeCache(options.cache_dir)
@@ -450,7 +464,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
         nonlocal done_chunks, total_chunks
         done_chunks += 1
         total_chunks = max(total_chunks, done_chunks)  # regenerations add chunks
-        records.append(_take_record(event))
+        records.append(_take_record(event, node_name))
         verb = "cached" if event.cached else "generated"
         on_progress(
             Progress(
@@ -524,6 +538,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
             on_accept=on_accept,
             on_candidate=on_candidate,
             jobs=options.jobs,
+            limits=limits,
         )
         failure: ComposerError | None = None
         try:
@@ -561,7 +576,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
     )
 
 
-def _take_record(event: TakeEvent) -> TakeRecord:
+def _take_record(event: TakeEvent, node: str) -> TakeRecord:
     take = event.take
     return TakeRecord(
         segment=event.segment,
@@ -575,6 +590,7 @@ def _take_record(event: TakeEvent) -> TakeRecord:
         requested_s=take.request.duration_s,
         generation_s=take.generation_s,
         cost_usd=0.0 if event.cached else take.clip.cost_usd,
+        node=node,
         **_job_fields(event),
     )
 
