@@ -12,7 +12,9 @@ whose inputs and outputs can be pickled (so an executor elsewhere can run one):
 4. :func:`write_artifacts`: ``manifest.json``, the metrics file, ``report.json`` and
    ``report.html`` from those values (:class:`Written`).
 
-:func:`run` calls them in order (and writes ``plan.json`` and the timeline). Nothing is written
+:func:`run` calls them in order (and writes ``plan.json`` and the timeline); :func:`finish` is
+its part after generation, which a batch on a Ray cluster (``cluster.py``) calls on another
+machine than the one that generated. Nothing is written
 before the storyboard has been fully checked and planned, so bad input never leaves a folder
 behind; every file is written under a temporary name and renamed. What does not live here:
 argument parsing and terminal output (``cli.py``), reading and writing plans
@@ -297,17 +299,39 @@ def run(
     options: RenderOptions,
     out_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    *,
+    limits: Limits | None = None,
 ) -> RenderResult:
     """:func:`render` with its options given as one value, and its input perhaps read already
-    (:func:`~composer.plan.io.read_source`): the stages one after another."""
+    (:func:`~composer.plan.io.read_source`): the stages one after another.
+
+    ``limits`` are shared with other renders (a batch on this machine: ``batch.py``); by
+    default the render has its own, from ``options.jobs``.
+    """
     started = time.perf_counter()
     progress = on_progress or _quiet
     planned = plan_render(source, options)
-    plan = planned.plan
     out = Path(out_dir) if out_dir is not None else planned.out_dir
-    generated = generate(plan, options, progress)
-    generated_at = time.perf_counter()
+    generated = generate(planned.plan, options, progress, limits=limits)
+    return finish(planned, generated, options, out, progress, generate_s=time.perf_counter() - started)
 
+
+def finish(
+    planned: Planned,
+    generated: Generated,
+    options: RenderOptions,
+    out: Path,
+    on_progress: ProgressFn | None = None,
+    *,
+    generate_s: float,
+) -> RenderResult:
+    """Everything after generation, into ``out``: ``plan.json``, the outputs (:func:`compose`),
+    the manifest and the report (:func:`write_artifacts`) and the timeline; raises the
+    generation's failure once those are written. ``generate_s``: the seconds planning and
+    generating took (for the manifest's timings)."""
+    progress = on_progress or _quiet
+    plan = planned.plan
+    generated_at = time.perf_counter()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -325,9 +349,9 @@ def run(
         ) from None
     finished = time.perf_counter()
     timings = {
-        "generate": round(generated_at - started, 3),
+        "generate": round(generate_s, 3),
         "compose": round(finished - generated_at, 3),
-        "total": round(finished - started, 3),
+        "total": round(generate_s + finished - generated_at, 3),
         # What a user waits for after the last take is accepted: its normalising (none for a
         # take generated in the output encoding) and the assembly of the outputs.
         "tail": round(finished - generated_at + generated.since_last_accept_s, 3),
