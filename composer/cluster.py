@@ -310,7 +310,23 @@ def render_batch(
     on_progress: BatchProgressFn | None = None,
 ) -> list[StoryboardResult]:
     """Render every planned storyboard on the cluster at ``address``, each into ``root/<name>/``."""
+    joined = not _ray().is_initialized()  # a caller already connected stays connected
     ray = connect(address)
+    try:
+        return _render_batch(ray, names, planned, root, options, on_progress)
+    finally:
+        if joined:
+            ray.shutdown()
+
+
+def _render_batch(
+    ray: Any,
+    names: list[str],
+    planned: list[Planned],
+    root: Path,
+    options: RenderOptions,
+    on_progress: BatchProgressFn | None,
+) -> list[StoryboardResult]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
