@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import ipaddress
 import pickle
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -270,7 +271,9 @@ def connect(address: str) -> Any:
     ray = _ray()
     if ray.is_initialized():
         return ray
-    host = address.split("://")[-1].rsplit(":", 1)[0]
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if "://" not in address and port.isdigit():
+        _probe(address, host, int(port))
     extra: dict[str, Any] = {}
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(host).is_loopback:
@@ -285,6 +288,18 @@ def connect(address: str) -> Any:
             "start one with `ray start --head` and pass its address to --ray (or set RAY_ADDRESS), docs/cluster.md"
         ) from None
     return ray
+
+
+def _probe(address: str, host: str, port: int) -> None:
+    """Refuse at once an address nothing listens on (Ray itself waits minutes for it)."""
+    try:
+        with socket.create_connection((host, port), timeout=5.0):
+            pass
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head` and pass its address to --ray (or set RAY_ADDRESS), docs/cluster.md"
+        ) from None
 
 
 def _rpm(options: RenderOptions, backend: str) -> int | None:
