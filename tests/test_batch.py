@@ -56,9 +56,15 @@ def test_two_storyboards_with_one_stem_are_refused_before_anything_runs(tmp_path
 
 
 @pytest.mark.slow
-def test_a_batch_here_renders_each_storyboard_into_its_folder_and_sums_up(tmp_path: Path) -> None:
+def test_a_batch_here_renders_each_storyboard_into_its_folder_and_sums_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = [str(write(tmp_path, n, TINY_BOARD, s)) for n, s in (("a", 1), ("b", 2))]
     assert main(["render", *paths, "-o", str(tmp_path / "out")]) == 0
+    shown = capsys.readouterr()
+    # One display for the batch: every storyboard's stage and share, and the total.
+    assert "batch 100.0%" in shown.err and "a report 100%  b report 100%" in shown.err
+    assert "batch: 2/2 storyboards complete" in shown.out
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["version"] == 1 and summary["mode"] == "local" and summary["status"] == "complete"
     assert [s["name"] for s in summary["storyboards"]] == ["a", "b"]
