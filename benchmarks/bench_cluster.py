@@ -129,6 +129,8 @@ def main() -> None:
                     cluster.address, paths, work, args.latency, f"n{nodes}"
                 )
                 rows.append((nodes, wall, creates, takes, stages))
+                # As it is measured, in case a later configuration fails.
+                print(f"[{nodes} node(s): {wall:.1f} s, {creates} creates, {takes} takes]", flush=True)
     one = rows[0][1]
     print(
         f"{args.storyboards} storyboards x {rows[0][3] // args.storyboards} takes, latency {args.latency:g} s, "
@@ -139,12 +141,13 @@ def main() -> None:
         f"(generate {alone_stages['generate']:.1f} s, compose {alone_stages['compose']:.1f} s)"
     )
     print(
-        f"{'nodes':>5} {'wall s':>8} {'vs 1 node':>10} {'vs critical':>12} {'vs alone':>9} {'creates':>8} {'takes':>6}"
+        f"{'nodes':>5} {'wall s':>8} {'vs 1 node':>10} {'vs critical':>12} {'vs alone':>9} {'creates':>8} "
+        f"{'takes':>6}  per storyboard: generate, compose s"
     )
-    for nodes, wall, creates, takes in rows:
+    for nodes, wall, creates, takes, stages in rows:
         print(
             f"{nodes:>5} {wall:8.1f} {one / wall:9.2f}x {wall / critical:11.2f}x "
-            f"{wall / alone:8.2f}x {creates:>8} {takes:>6}"
+            f"{wall / alone:8.2f}x {creates:>8} {takes:>6}  {stages['generate']:.1f}, {stages['compose']:.1f}"
         )
     # The model of docs/cluster.md: storyboards run in waves of (nodes x tasks per node).
     per_node = args.cpus

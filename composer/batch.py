@@ -68,6 +68,7 @@ class StoryboardResult:
     possibly_charged_usd: float = 0.0
     error: str | None = None
     error_kind: str | None = None
+    #: Seconds from the batch's start until this storyboard was done.
     wall_s: float = 0.0
 
 
@@ -93,8 +94,11 @@ def storyboard_result(
     result: RenderResult | None,
     error: BaseException | None,
     wall_s: float,
+    *,
+    error_kind: str | None = None,
 ) -> StoryboardResult:
-    """One storyboard's entry, from its render (or its failure and the manifest it still wrote)."""
+    """One storyboard's entry, from its render (or its failure and the manifest it still wrote);
+    ``error_kind`` names the error's class where the error itself could not travel."""
     manifest: Manifest | None = result.manifest if result is not None else None
     manifest_path = result.manifest_path if result is not None else getattr(error, "manifest_path", None)
     if manifest is None and manifest_path is not None and Path(manifest_path).is_file():
@@ -115,7 +119,7 @@ def storyboard_result(
         possible_duplicates=len(manifest.possible_duplicate_charges) if manifest is not None else 0,
         possibly_charged_usd=manifest.possibly_charged_usd if manifest is not None else 0.0,
         error=str(error) if error is not None else None,
-        error_kind=type(error).__name__ if error is not None else None,
+        error_kind=error_kind or (type(error).__name__ if error is not None else None),
         wall_s=round(wall_s, 3),
     )
 
@@ -206,8 +210,8 @@ def _render_here(
         Ledger(options.jobs.budget_usd), options.jobs.requests_per_minute, options.jobs.concurrency
     )
     results = []
+    began = time.perf_counter()
     for name, path, plan in zip(names, paths, planned, strict=True):
-        began = time.perf_counter()
         out = root / name
 
         def report(progress: Progress, name: str = name) -> None:

@@ -41,7 +41,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +206,6 @@ def _generate(planned: Planned, options: RenderOptions, name: str, keeper: Any) 
 
 
 def _replace_failure(generated: Generated, failure: ComposerError) -> Generated:
-    from dataclasses import replace
-
     return replace(generated, failure=failure)
 
 
@@ -252,8 +250,10 @@ def _finish(
     folder = Path(out)
     source = planned.source_path
     if isinstance(generated, _Failed):
-        error = GenerationError(f"{generated.kind}: {generated.message}")
-        return storyboard_result(name, source, folder, None, error, time.time() - started)
+        error = GenerationError(generated.message)
+        return storyboard_result(
+            name, source, folder, None, error, time.time() - started, error_kind=generated.kind
+        )
 
     def report(progress: Progress) -> None:
         keeper.report.remote(name, progress.stage, progress.done, progress.total, progress.detail)

@@ -9,6 +9,10 @@ list of the operations it created is the bill. Boards are tiny (160x96, 3 s chun
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,12 +37,12 @@ WORKER = "127.0.0.3"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    import os
-
     logs = tmp_path_factory.mktemp("ray-logs")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_BASE_URL")}
     env.update(FAKE_KEYS)
     env["COMPOSER_LEASE_TTL_S"] = "5"
+    # The nodes' own take store, for renders that do not name one (the CLI's).
+    env["COMPOSER_CACHE"] = str(tmp_path_factory.mktemp("cluster-store"))
     with LoopbackCluster(env, cpus=(2, 1), logs=logs) as running:
         yield running
 
@@ -140,16 +144,35 @@ def test_the_budget_holds_across_storyboards_counted_by_the_service(
 
 
 def journal_owners(store: Path) -> set[str]:
-    """The processes holding submitted operations in the store's journal."""
+    """The processes holding submitted operations in the store's journal, when every journaled
+    create has its answer (none is being sent); else the empty set."""
     owners = set()
     for path in (store / "journal").glob("*.json"):
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if entry.get("state") == "submitted":
-            owners.add(entry.get("owner", ""))
+        if entry.get("state") != "submitted":
+            return set()  # a create on the wire: a kill now would leave it unanswered
+        owners.add(entry.get("owner", ""))
     return owners
+
+
+def check_nothing_paid_twice(takes: list[dict[str, Any]], ops: list[str], before: int) -> None:
+    """Every operation is a take's, or a create left unanswered by the kill and reported as such.
+
+    A create on the wire when its process dies may have started an operation nobody heard of:
+    the Gemini protocol cannot list operations, so it is sent again and reported as a possible
+    duplicate charge (docs/cache.md). Operations journaled with their answer are never created again.
+    """
+    keys = {t["key"] for t in takes}
+    reported = sum(t["possible_duplicates"] for t in takes)
+    assert len(keys) <= len(ops) <= len(keys) + reported, (
+        f"{len(ops)} operations for {len(keys)} takes, {reported} reported ({before} before the kill)"
+    )
+    assert len(keys) == 8
+    # The killed process's journaled operations were polled and downloaded, not made again.
+    assert any(t["resumed"] for t in takes)
 
 
 def test_a_worker_node_killed_mid_render_loses_nothing_paid_for(
@@ -188,3 +211,33 @@ def test_a_worker_node_killed_mid_render_loses_nothing_paid_for(
     # The dead node's journaled operations were polled and downloaded by the head, not created again.
     assert any(t["resumed"] for t in takes)
     assert not list((store / "journal").glob("*.json"))
+
+
+def test_a_driver_killed_mid_batch_and_started_again_resumes_it(
+    nodes: LoopbackCluster, start_sim: StartSim, tmp_path: Path
+) -> None:
+    sim = start_sim(latency_s=3.0)
+    paths = boards(tmp_path)
+    store = Path(nodes.env["COMPOSER_CACHE"])
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_BASE_URL")}
+    env["COMPOSER_CACHE"] = str(store)
+    command = [
+        sys.executable, "-m", "composer", "render", *map(str, paths), "-o", str(tmp_path / "out"),
+        "--backend", "gemini", "--base-url", sim.base_url, "--poll-interval", "0.05",
+        "--ray", nodes.address,
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(
+            lambda: journal_owners(store), lambda o: len(o) >= 2, timeout_s=120, what="operations in flight"
+        )
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    before = len(created(sim))
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "batch: 2/2 storyboards complete" in again.stdout
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    takes = [t for s in summary["storyboards"] for t in json.loads(Path(s["manifest"]).read_text())["takes"]]
+    check_nothing_paid_twice(takes, created(sim), before)
