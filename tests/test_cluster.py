@@ -112,6 +112,7 @@ def test_two_storyboards_render_across_two_nodes_frame_exact_each_take_created_o
     assert {t["node"] for t in takes} == {"127.0.0.2", WORKER}
     keys = {t["key"] for t in takes}
     assert len(created(sim)) == len(keys) == 8
+    assert most_at_once(sim) >= 3  # the two storyboards' operations ran side by side
     summary = json.loads(batch.batch_path.read_text())
     assert summary["version"] == 1 and summary["mode"] == "ray" and summary["status"] == "complete"
     assert [s["name"] for s in summary["storyboards"]] == ["alpha", "beta"]
@@ -125,7 +126,19 @@ def test_two_storyboards_render_across_two_nodes_frame_exact_each_take_created_o
     assert len(created(sim)) == 8
 
 
-def test_the_budget_holds_across_storyboards_counted_by_the_service(
+def most_at_once(sim: Simulator) -> int:
+    """The most operations the service was running at one moment (from its own clock)."""
+    events = []
+    for op in sim.stats()["operations"]:
+        events += [(op["created_at"], 1), (op["done_at"], -1)]
+    running = peak = 0
+    for _, step in sorted(events):  # an end before a start at the same instant
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_the_budget_and_the_concurrency_hold_across_storyboards_counted_by_the_service(
     nodes: LoopbackCluster, start_sim: StartSim, tmp_path: Path
 ) -> None:
     sim = start_sim(latency_s=0.5)
@@ -133,8 +146,10 @@ def test_the_budget_holds_across_storyboards_counted_by_the_service(
     plan = composer.make_plan(paths[0], backend="gemini")
     price = plan.estimated_cost_usd / plan.api_calls  # every chunk is 3 s: one price
     budget = round(price * 5.5, 4)  # room for five of the batch's eight takes
-    batch = render(nodes, sim, paths, tmp_path / "out", tmp_path / "store", budget_usd=budget, concurrency=3)
+    # One operation in flight for the whole cluster: each storyboard alone could run two at once.
+    batch = render(nodes, sim, paths, tmp_path / "out", tmp_path / "store", budget_usd=budget, concurrency=1)
     ops = created(sim)
+    assert most_at_once(sim) == 1
     assert len(ops) * price <= budget + 1e-9, f"{len(ops)} operations at ${price} pass ${budget}"
     assert len(ops) == 5  # the budget was used, not refused early
     assert any(r.error_kind == "BudgetExceeded" or "budget" in (r.error or "") for r in batch.failures)
