@@ -11,6 +11,7 @@ examples of each::
     composer.analyze(result.outputs[0]).drift.verdict             # "ok" | "warn" | "regenerate"
     composer.export_timeline("renders/demo", "fcpxml")            # [Path(".../timeline.fcpxml")]
     composer.to_moviepy("renders/demo")                           # a moviepy clip of part01's timeline
+    composer.render_many(["a.yaml", "b.yaml"], "renders")         # renders/a/, renders/b/, batch.json
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from composer._version import __version__
 from composer.analysis import ClipAnalysis, SeamResult
+from composer.batch import BatchResult, render_many
 from composer.compose.clips import ComposeResult
 from composer.errors import (
     BudgetExceeded,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from composer.timeline import Format
 
 __all__ = [
+    "BatchResult",
     "BudgetExceeded",
     "ClipAnalysis",
     "ComposeResult",
@@ -82,6 +85,7 @@ __all__ = [
     "load_storyboard",
     "make_plan",
     "render",
+    "render_many",
     "score_seams",
     "to_moviepy",
     "validate",

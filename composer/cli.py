@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from composer._version import __version__
 from composer.backends import API_BACKENDS, BACKENDS, calls_service
@@ -267,6 +267,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from composer import pipeline
     from composer.plan.io import read_source
 
+    if len(args.files) > 1 or args.ray:
+        return _render_batch(args)
+    args.file = args.files[0] if args.files else None
     if args.final != bool(args.from_dir):
         raise ComposerError("--final and --from RUN_DIR go together: --final --from renders/<stem>-preview")
     if args.file is None and not args.final:
@@ -309,6 +312,72 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.metrics_file:
         print(f"metrics: {Path(args.metrics_file).resolve()}")
     return 0
+
+
+class BatchDisplay:
+    """One progress display for a batch: every storyboard's stage and share done, and the total.
+
+    On a terminal one line redrawn in place; otherwise a line whenever the total passes
+    another tenth, or a storyboard changes stage.
+    """
+
+    #: Each stage's share of a storyboard's work, as the display counts it.
+    STAGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "generate": (0.0, 0.8),
+        "compose": (0.8, 0.18),
+        "report": (0.98, 0.02),
+    }
+
+    def __init__(self, names: Sequence[str], stream: TextIO) -> None:
+        self.stream, self.tty = stream, stream.isatty()
+        self.state: dict[str, tuple[str, float]] = {n: ("waiting", 0.0) for n in names}
+        self._last_step = -1
+        self._started = time.perf_counter()
+
+    def __call__(self, update: object) -> None:
+        name, progress = getattr(update, "name"), getattr(update, "progress")  # noqa: B009
+        start, share = self.STAGES.get(progress.stage, (0.0, 0.0))
+        fraction = min(1.0, progress.done / progress.total) if progress.total else 1.0
+        changed = self.state.get(name, ("", 0.0))[0] != progress.stage
+        self.state[name] = (progress.stage, start + share * fraction)
+        total = sum(f for _, f in self.state.values()) / max(1, len(self.state))
+        parts = "  ".join(f"{n} {s} {f * 100:3.0f}%" for n, (s, f) in self.state.items())
+        line = f"batch {total * 100:5.1f}%  {time.perf_counter() - self._started:6.1f}s  {parts}"
+        if self.tty:
+            self.stream.write("\r" + line[:200])
+        elif changed or int(total * 10) != self._last_step:
+            self._last_step = int(total * 10)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _render_batch(args: argparse.Namespace) -> int:
+    from composer.batch import render_many
+
+    if args.final or args.from_dir or args.keep:
+        raise ComposerError(
+            "--final and --from finish one preview: render a batch's storyboards one by one for that"
+        )
+    if not args.files:
+        raise ComposerError("give the storyboards to render: composer render A.yaml B.yaml [--ray [ADDRESS]]")
+    options = _render_options(args, _effective(args, None))
+    display = BatchDisplay([Path(f).stem for f in args.files], sys.stderr)
+    batch = render_many(args.files, args.out or "renders", options, ray=args.ray, on_progress=display)
+    if display.tty:
+        sys.stderr.write("\n")
+    for result in batch.storyboards:
+        if result.status == "complete":
+            print(
+                f"{result.name}: {len(result.outputs)} output(s) in {result.out_dir}, ${result.cost_usd:.2f}"
+            )
+        else:
+            print(f"{result.name}: failed: {result.error}", file=sys.stderr)
+    cost = sum(r.cost_usd for r in batch.storyboards)
+    print(
+        f"batch: {len(batch.storyboards) - len(batch.failures)}/{len(batch.storyboards)} storyboards complete, "
+        f"${cost:.2f}, {batch.wall_s:.1f} s ({batch.mode}); {batch.batch_path}"
+    )
+    return 1 if batch.failures else 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -450,8 +519,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("render", help="generate and compose the outputs")
-    p.add_argument("file", nargs="?", help="storyboard or plan.json (with --final: default the preview's)")
-    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default renders/<storyboard stem>/)")
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="storyboard or plan.json (with --final: default the preview's); several storyboards "
+        "render as a batch, each into DIR/<stem>/ with DIR/batch.json",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        help="output folder (default renders/<storyboard stem>/; for a batch, the folder of its folders, default renders/)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help="render the storyboards on a Ray cluster (default address: $RAY_ADDRESS; put --ray after the "
+        "files, or give the address); needs pip install 'composer[ray]' (docs/cluster.md)",
+    )
     p.add_argument("--backend", help=_BACKEND_HELP)
     p.add_argument("--model", help="fast, quality, or a model id")
     p.add_argument(

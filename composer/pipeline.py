@@ -12,7 +12,9 @@ whose inputs and outputs can be pickled (so an executor elsewhere can run one):
 4. :func:`write_artifacts`: ``manifest.json``, the metrics file, ``report.json`` and
    ``report.html`` from those values (:class:`Written`).
 
-:func:`run` calls them in order (and writes ``plan.json`` and the timeline). Nothing is written
+:func:`run` calls them in order (and writes ``plan.json`` and the timeline); :func:`finish` is
+its part after generation, which a batch on a Ray cluster (``cluster.py``) calls on another
+machine than the one that generated. Nothing is written
 before the storyboard has been fully checked and planned, so bad input never leaves a folder
 behind; every file is written under a temporary name and renamed. What does not live here:
 argument parsing and terminal output (``cli.py``), reading and writing plans
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +49,7 @@ from composer.export.records import FailureRecord, KnobNotSent, OutputRecord, Se
 from composer.export.run_metrics import run_metrics, write_metrics
 from composer.files import file_sha256
 from composer.jobs.cache import Take, TakeCache, write_json_atomic
+from composer.jobs.limits import Limits
 from composer.jobs.remote import JobSettings
 from composer.jobs.runner import Fallback, Runner, RunResult, TakeEvent
 from composer.plan import modes
@@ -295,17 +299,39 @@ def run(
     options: RenderOptions,
     out_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    *,
+    limits: Limits | None = None,
 ) -> RenderResult:
     """:func:`render` with its options given as one value, and its input perhaps read already
-    (:func:`~composer.plan.io.read_source`): the stages one after another."""
+    (:func:`~composer.plan.io.read_source`): the stages one after another.
+
+    ``limits`` are shared with other renders (a batch on this machine: ``batch.py``); by
+    default the render has its own, from ``options.jobs``.
+    """
     started = time.perf_counter()
     progress = on_progress or _quiet
     planned = plan_render(source, options)
-    plan = planned.plan
     out = Path(out_dir) if out_dir is not None else planned.out_dir
-    generated = generate(plan, options, progress)
-    generated_at = time.perf_counter()
+    generated = generate(planned.plan, options, progress, limits=limits)
+    return finish(planned, generated, options, out, progress, generate_s=time.perf_counter() - started)
 
+
+def finish(
+    planned: Planned,
+    generated: Generated,
+    options: RenderOptions,
+    out: Path,
+    on_progress: ProgressFn | None = None,
+    *,
+    generate_s: float,
+) -> RenderResult:
+    """Everything after generation, into ``out``: ``plan.json``, the outputs (:func:`compose`),
+    the manifest and the report (:func:`write_artifacts`) and the timeline; raises the
+    generation's failure once those are written. ``generate_s``: the seconds planning and
+    generating took (for the manifest's timings)."""
+    progress = on_progress or _quiet
+    plan = planned.plan
+    generated_at = time.perf_counter()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -323,9 +349,9 @@ def run(
         ) from None
     finished = time.perf_counter()
     timings = {
-        "generate": round(generated_at - started, 3),
+        "generate": round(generate_s, 3),
         "compose": round(finished - generated_at, 3),
-        "total": round(finished - started, 3),
+        "total": round(generate_s + finished - generated_at, 3),
         # What a user waits for after the last take is accepted: its normalising (none for a
         # take generated in the output encoding) and the assembly of the outputs.
         "tail": round(finished - generated_at + generated.since_last_accept_s, 3),
@@ -430,15 +456,27 @@ class Generated:
     since_last_accept_s: float
 
 
-def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quiet) -> Generated:
+def generate(
+    plan: Plan,
+    options: RenderOptions,
+    on_progress: ProgressFn = _quiet,
+    *,
+    limits: Limits | None = None,
+    node: str | None = None,
+) -> Generated:
     """Make every segment of ``plan`` (or take it from the cache), judge it, and make it again
     when a check fails; kept takes are brought to the output's encoding in the background.
+
+    ``limits`` (operations in flight, creates per minute, the budget) may be shared with other
+    renders (a batch, a cluster's actor); by default they are this render's, from
+    ``options.jobs``. ``node`` names this machine in the takes' records (default: the host name).
 
     A failure that stops the run (a refused request, the budget) is returned, not raised, once
     the operations in flight are finished and cached; Ctrl-C raises
     :class:`~composer.errors.Interrupted`.
     """
     started = time.perf_counter()
+    node_name = node or socket.gethostname()
     ffmpeg.ffmpeg_exe()  # fail early, before any generation, if there is no ffmpeg
     settings = plan.continuity
     cache = TakeCache(options.cache_dir)
@@ -450,7 +488,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
         nonlocal done_chunks, total_chunks
         done_chunks += 1
         total_chunks = max(total_chunks, done_chunks)  # regenerations add chunks
-        records.append(_take_record(event))
+        records.append(_take_record(event, node_name))
         verb = "cached" if event.cached else "generated"
         on_progress(
             Progress(
@@ -524,6 +562,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
             on_accept=on_accept,
             on_candidate=on_candidate,
             jobs=options.jobs,
+            limits=limits,
         )
         failure: ComposerError | None = None
         try:
@@ -561,7 +600,7 @@ def generate(plan: Plan, options: RenderOptions, on_progress: ProgressFn = _quie
     )
 
 
-def _take_record(event: TakeEvent) -> TakeRecord:
+def _take_record(event: TakeEvent, node: str) -> TakeRecord:
     take = event.take
     return TakeRecord(
         segment=event.segment,
@@ -575,6 +614,7 @@ def _take_record(event: TakeEvent) -> TakeRecord:
         requested_s=take.request.duration_s,
         generation_s=take.generation_s,
         cost_usd=0.0 if event.cached else take.clip.cost_usd,
+        node=node,
         **_job_fields(event),
     )
 

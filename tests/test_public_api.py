@@ -5,6 +5,7 @@ from __future__ import annotations
 import composer
 
 EXPECTED = [
+    "BatchResult",
     "BudgetExceeded",
     "ClipAnalysis",
     "ComposeResult",
@@ -37,6 +38,7 @@ EXPECTED = [
     "load_storyboard",
     "make_plan",
     "render",
+    "render_many",
     "score_seams",
     "to_moviepy",
     "validate",

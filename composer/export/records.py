@@ -42,6 +42,11 @@ class TakeRecord(Frozen):
     submit_s: float = Field(0.0, description="Time spent sending the create request (retries included).")
     wait_s: float = Field(0.0, description="Time from submission until a poll found it finished.")
     download_s: float = Field(0.0, description="Time spent downloading and checking the file.")
+    node: str = Field(
+        "",
+        description="The machine (a Ray node's address in a cluster, else the host name) that made the "
+        "take, or found it in the cache.",
+    )
 
 
 class SegmentRecord(Frozen):

@@ -3,10 +3,12 @@
 :class:`RemoteJobs` runs a :class:`~composer.backends.remote.RemoteBackend` operation end to
 end for the job runner:
 
-1. **Budget and limits.** A global concurrency limit (operations in flight) and a sliding
-   window of create requests per minute; before a create is sent, its price is reserved
-   against ``--budget`` (:class:`Ledger`) and :class:`~composer.errors.BudgetExceeded` is
-   raised instead of sending it when it would pass.
+1. **Budget and limits** (``limits.py``). A global concurrency limit (operations in flight)
+   and a sliding window of create requests per minute; before a create is sent, its price is
+   reserved against ``--budget`` (:class:`~composer.jobs.limits.Ledger`) and
+   :class:`~composer.errors.BudgetExceeded` is raised instead of sending it when it would
+   pass. The limits are this process's, or one Ray actor's for a whole cluster
+   (``composer/cluster.py``): the same policy either way.
 2. **Journal, then submit.** Every create is written down (with its attempt number) and
    reserved against the budget before it is sent, and written down again with the
    operation's name before it is polled (``jobs/journal.py``), so a killed run resumes
@@ -36,7 +38,6 @@ import os
 import random
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,7 +50,6 @@ from composer.backends.base import ClipInfo, GenerationRequest, TakeInput
 from composer.backends.http import DownloadLimits, download_limits
 from composer.backends.remote import Operation, OperationStatus, RemoteBackend
 from composer.errors import (
-    BudgetExceeded,
     ContentFiltered,
     GenerationError,
     MediaError,
@@ -58,6 +58,7 @@ from composer.errors import (
 )
 from composer.jobs.journal import CreateAttempt, Journal, JournalEntry
 from composer.jobs.lease import ensure_held
+from composer.jobs.limits import Ledger, Limits, LocalLimits
 from composer.timecode import fps_text, parse_fps
 
 T = TypeVar("T")
@@ -131,62 +132,6 @@ class Stopping(Exception):
     """Raised instead of submitting while the render is stopping after another segment failed."""
 
 
-class Ledger:
-    """Money spent and reserved in this run, against an optional budget."""
-
-    def __init__(self, budget_usd: float | None) -> None:
-        self.budget_usd = budget_usd
-        self.spent_usd = 0.0
-        self.reserved_usd = 0.0
-
-    def reserve(self, cost: float, what: str) -> None:
-        if self.budget_usd is None:
-            self.reserved_usd += cost
-            return
-        committed = self.spent_usd + self.reserved_usd
-        if committed + cost > self.budget_usd + 1e-9:
-            raise BudgetExceeded(
-                f"stopped before submitting {what} (${cost:.2f}): it would pass the budget of "
-                f"${self.budget_usd:.2f} (${committed:.2f} spent or in flight). Finished takes are cached; "
-                "raise --budget and run the same command again to continue"
-            )
-        self.reserved_usd += cost
-
-    def settle(self, reserved: float, charged: float) -> None:
-        self.reserved_usd -= reserved
-        self.spent_usd += charged
-
-    def refund(self, amount: float) -> None:
-        """Money counted as spent that was proven not to be (a lost create that started nothing)."""
-        self.spent_usd = max(0.0, self.spent_usd - amount)
-
-    def hold(self, amount: float) -> None:
-        """Reserve money already committed (an adopted operation): never refused, settled later."""
-        self.reserved_usd += amount
-
-
-class RateLimiter:
-    """At most ``per_minute`` acquisitions in any 60-second window (None: unlimited)."""
-
-    def __init__(self, per_minute: int | None, window_s: float = 60.0) -> None:
-        self.per_minute, self.window_s = per_minute, window_s
-        self._times: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        if not self.per_minute:
-            return
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._times and now - self._times[0] >= self.window_s:
-                    self._times.popleft()
-                if len(self._times) < self.per_minute:
-                    self._times.append(now)
-                    return
-                await asyncio.sleep(self.window_s - (now - self._times[0]))
-
-
 def backoff_s(attempt: int, error: RetryableError, settings: JobSettings, rng: random.Random) -> float:
     """Wait before retry ``attempt`` (1-based): the service's hint, else full jitter."""
     if error.retry_after_s is not None:
@@ -202,17 +147,19 @@ class RemoteJobs:
         backend: RemoteBackend,
         journal: Journal,
         settings: JobSettings,
-        ledger: Ledger,
+        limits: Limits | Ledger,
         *,
         seed: int | None = None,
     ) -> None:
-        self.backend, self.journal, self.settings, self.ledger = backend, journal, settings, ledger
+        self.backend, self.journal, self.settings = backend, journal, settings
         caps = backend.capabilities
-        # A declared limit is the official service's quota; a relay or simulator has its own,
-        # so only --rpm limits those.
-        declared = caps.requests_per_minute if backend.default_endpoint() else None
-        self.limiter = RateLimiter(settings.requests_per_minute or declared)
-        self.slots = asyncio.Semaphore(max(1, settings.concurrency))
+        if isinstance(limits, Ledger):
+            # A declared limit is the official service's quota; a relay or simulator has its own,
+            # so only --rpm limits those.
+            declared = caps.requests_per_minute if backend.default_endpoint() else None
+            limits = LocalLimits(limits, settings.requests_per_minute or declared, settings.concurrency)
+        #: Operations in flight, creates per minute and the budget (this process's, or a cluster's).
+        self.limits: Limits = limits
         self.poll_first_s = (
             settings.poll_interval_s if settings.poll_interval_s is not None else caps.poll_interval_s
         )
@@ -265,7 +212,7 @@ class RemoteJobs:
         stats = JobStats()
         key = request.key()
         self.touched.add(key)
-        async with self.slots:
+        async with self.limits.slot():
             try:
                 return await self._make(request, inputs, dest, key, stats, expected_s, label, segment)
             finally:
@@ -311,7 +258,7 @@ class RemoteJobs:
                 continue
             if status.state == "succeeded":
                 break
-            self.ledger.settle(cost, 0.0)
+            self.limits.settle(cost, 0.0, key)
             self._abandon(segment, label, operation, status.state, status.message)
             if status.state == "filtered":
                 self.journal.remove(key)
@@ -331,7 +278,7 @@ class RemoteJobs:
                 f"({status.code + ': ' if status.code else ''}{status.message or 'no message'})"
             )
         clip = await self._download(operation, status, dest, request, expected_s, stats, label)
-        self.ledger.settle(cost, clip.cost_usd)
+        self.limits.settle(cost, clip.cost_usd, key)
         return clip, stats
 
     def _note_duplicates(self, key: str, label: str, segment: str, stats: JobStats, price: float) -> None:
@@ -437,7 +384,7 @@ class RemoteJobs:
                 for a in stats.attempts
             ]
             for _ in earlier:
-                self.ledger.settle(0.0, price)
+                self.limits.settle(0.0, price, key)
             if earlier:
                 adopted = await self._adopt(request, key, stats, label)
                 if adopted is not None:
@@ -447,16 +394,16 @@ class RemoteJobs:
         while True:
             if self.stopping:
                 raise Stopping(label)
-            await self.limiter.acquire()
+            await self.limits.rate()
             # The wait above can be long, and so can a pause: the take must still be ours to make.
             await ensure_held(label)
-            self.ledger.reserve(price, label)
+            self.limits.reserve(price, label, key)
             attempt = CreateAttempt(number=len(stats.attempts) + 1, sent_at=time.time(), run=self.run)
             stats.attempts.append(attempt)
             try:
                 self._record(key, request, stats)
             except BaseException:
-                self.ledger.settle(price, 0.0)
+                self.limits.settle(price, 0.0, key)
                 raise
             stats.creates_sent += 1
             started = time.perf_counter()
@@ -466,11 +413,11 @@ class RemoteJobs:
                 stats.submit_s += time.perf_counter() - started
                 if exc.reached_server:
                     # The operation may exist: spent until a listing proves otherwise.
-                    self.ledger.settle(price, price)
+                    self.limits.settle(price, price, key)
                     outcome = "ambiguous"
                     unanswered += 1
                 else:
-                    self.ledger.settle(price, 0.0)
+                    self.limits.settle(price, 0.0, key)
                     outcome = "not_sent"
                 stats.attempts[-1] = attempt.model_copy(update={"outcome": outcome, "error": str(exc)[:300]})
                 self._record(key, request, stats)
@@ -490,7 +437,7 @@ class RemoteJobs:
                 continue
             except Exception as exc:
                 # An answer that started nothing (a 4xx), or a failure before sending.
-                self.ledger.settle(price, 0.0)
+                self.limits.settle(price, 0.0, key)
                 stats.attempts[-1] = attempt.model_copy(
                     update={"outcome": "refused", "error": str(exc)[:300]}
                 )
@@ -499,7 +446,7 @@ class RemoteJobs:
             except BaseException:
                 # Cancelled mid-send: it may have arrived. The journal still says "sending",
                 # which the next run reads as a create without an answer.
-                self.ledger.settle(price, price)
+                self.limits.settle(price, price, key)
                 raise
             stats.submit_s += time.perf_counter() - started
             stats.attempts[-1] = attempt.model_copy(update={"outcome": "created", "operation": operation.id})
@@ -533,7 +480,7 @@ class RemoteJobs:
         if found is None:
             return None
         price = self.price(request)
-        self.ledger.refund(price * len(charged))
+        self.limits.refund(price * len(charged))
         found = sorted(found, key=lambda op: op.id)
         adopted = found[0] if found else None
         first = charged[0]
@@ -553,8 +500,8 @@ class RemoteJobs:
             return None
         duplicates = [op.id for op in found[1:]]
         stats.known_duplicates.extend(duplicates)
-        self.ledger.settle(0.0, price * len(duplicates))
-        self.ledger.hold(price)
+        self.limits.settle(0.0, price * len(duplicates), key)
+        self.limits.hold(price, key)
         stats.operations.append(adopted.id)
         self._record(key, request, stats, adopted)
         return adopted, price

@@ -35,7 +35,8 @@ from composer.errors import BudgetExceeded, ContentFiltered, MediaError, ModelRe
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.journal import Journal
 from composer.jobs.lease import LeaseLost, Leases
-from composer.jobs.remote import JobSettings, JobStats, Ledger, RemoteJobs, Stopping
+from composer.jobs.limits import Ledger, Limits
+from composer.jobs.remote import JobSettings, JobStats, RemoteJobs, Stopping
 from composer.jobs.store import SharedStore, store_url
 from composer.plan.model import Plan, Segment
 from composer.timecode import parse_fps
@@ -162,6 +163,8 @@ class Runner:
 
     ``on_candidate`` hears of every finished chain's last take before it is judged (a caller
     may start work it will need if the take is kept); ``on_accept``, of the take kept.
+    ``limits`` (operations in flight, creates per minute, the budget) may be shared with
+    other renders; by default they are this run's, from ``jobs``.
     """
 
     def __init__(
@@ -179,6 +182,7 @@ class Runner:
         on_accept: Callable[[Segment, Take], None] | None = None,
         on_candidate: Callable[[Segment, Take], None] | None = None,
         jobs: JobSettings | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.plan, self.backend, self.cache = plan, backend, cache
         self.workers, self.force = max(1, workers), force
@@ -186,7 +190,9 @@ class Runner:
         self.judge, self.max_attempts, self.regenerate = judge, max(1, max_attempts), regenerate
         self.on_accept, self.on_candidate = on_accept, on_candidate
         self.settings = jobs or JobSettings()
-        self.ledger = Ledger(self.settings.budget_usd)
+        # The limits on paid work: this run's own (from ``jobs``), or shared with other renders
+        # (a batch on this machine, or a cluster's actor: jobs/limits.py).
+        self.limits: Limits | Ledger = limits if limits is not None else Ledger(self.settings.budget_usd)
         self.result = RunResult()
         self._forced: set[str] = set()
         self._remote: RemoteJobs | None = None
@@ -213,7 +219,7 @@ class Runner:
         self.leases.sweep()
         if isinstance(self.backend, RemoteBackend):
             self._remote = RemoteJobs(
-                self.backend, Journal(self.cache.root / "journal"), self.settings, self.ledger
+                self.backend, Journal(self.cache.root / "journal"), self.settings, self.limits
             )
         accepted = {s.id: asyncio.Event() for s in self.plan.segments}
         missing = sorted(
