@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,8 +288,12 @@ def s3(env: dict[str, str]) -> Iterator[dict[str, str]]:
     creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     endpoint = f"http://{host}:{port}"
     try:
-        s3fs.S3FileSystem(endpoint_url=endpoint, key="test", secret="test").mkdir("takes-bucket")
-        yield {**creds, "FSSPEC_S3_ENDPOINT_URL": endpoint, "COMPOSER_STORE": "s3://takes-bucket/team"}
+        # moto keeps its buckets per Python process: each test its own prefix in one bucket.
+        s3fs.S3FileSystem(endpoint_url=endpoint, key="test", secret="test").makedirs(
+            "takes-bucket", exist_ok=True
+        )
+        store = f"s3://takes-bucket/{uuid.uuid4().hex[:8]}"
+        yield {**creds, "FSSPEC_S3_ENDPOINT_URL": endpoint, "COMPOSER_STORE": store}
     finally:
         server.stop()
 
@@ -317,6 +322,40 @@ def test_renders_on_two_machines_share_one_s3_store_and_make_each_take_once(
     run = render_process(board, tmp_path / "out2", sim, "gemini", third)
     assert run["manifest"]["generated"] == 0
     assert len(created(sim, "gemini")) == len(keys)
+
+
+def test_a_machine_that_dies_mid_render_leaves_its_operations_to_the_next_on_the_s3_store(
+    board: Path, env: dict[str, str], s3: dict[str, str], tmp_path: Path
+) -> None:
+    # Machine 1 (its own local cache) is killed once an operation is answered; machine 2 (another
+    # local cache, the same S3 store) takes the leases over when they go stale and finds the
+    # operations in the store's journal: it polls and downloads them, never creates them again.
+    import s3fs
+
+    store = s3fs.S3FileSystem(endpoint_url=s3["FSSPEC_S3_ENDPOINT_URL"], key="test", secret="test")
+    journal_glob = s3["COMPOSER_STORE"].removeprefix("s3://") + "/journal/*.json"
+    envs = [{**env, **s3, "COMPOSER_CACHE": str(tmp_path / f"local{i}")} for i in range(2)]
+    with Simulator(latency_s=3.0, seed=3) as server:
+        proc = subprocess.Popen(
+            render_command(board, tmp_path / "out1", server), env=envs[0], stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 90
+        while not any(b'"submitted"' in store.cat_file(f) for f in store.glob(journal_glob, refresh=True)):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "no operation was journaled in the store in time"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (tmp_path / "local0" / "journal").exists()  # the journal is in the store only
+        run = render_process(board, tmp_path / "out2", server, "gemini", envs[1])
+        ops = created(server, "gemini")
+    manifest = run["manifest"]
+    assert len(ops) <= len({t["key"] for t in manifest["takes"]}) + sum(
+        t["possible_duplicates"] for t in manifest["takes"]
+    )
+    assert any(t["resumed"] for t in manifest["takes"]), "machine 2 did not resume machine 1's operation"
+    store.invalidate_cache()  # this test's listings are cached by s3fs
+    assert store.glob(journal_glob) == []
 
 
 def test_paid_work_left_by_a_killed_run_is_reported_by_the_next_render(

@@ -18,6 +18,11 @@ follows. The entry is removed once the take is in the cache.
 Entries are read and written only by the holder of the take's lease (``lease.py``), and every
 write is flushed to the disk with its folder (an entry is never empty after a power loss).
 
+With a shared take store (``store.py``, ``COMPOSER_STORE``) the entries live in the store, under
+``journal/``, not in the local cache: a machine that dies mid-render leaves its operations
+where the machine that takes its leases over finds them, polls and downloads them, and never
+creates them again. The store is then the only copy (a put is durable once answered).
+
 What does not live here: the decision to submit, poll or retry (``jobs/remote.py``).
 """
 
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from composer.backends.base import GenerationRequest
 from composer.backends.remote import Operation
@@ -69,17 +74,30 @@ class JournalEntry(Frozen):
     updated_at: str = ""
 
 
-class Journal:
-    """Journal entries under ``root`` (one file per take key)."""
+class SharedFolder(Protocol):
+    """A folder of small objects in a shared store (``store.StoreFolder``)."""
 
-    def __init__(self, root: Path) -> None:
+    def put(self, name: str, data: bytes) -> None: ...
+    def get(self, name: str) -> bytes | None: ...
+    def remove(self, name: str) -> None: ...
+    def names(self) -> list[str]: ...
+
+
+class Journal:
+    """Journal entries under ``root`` (one file per take key), or in ``shared`` when given."""
+
+    def __init__(self, root: Path, shared: SharedFolder | None = None) -> None:
         self.root = root
+        self.shared = shared
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
     def get(self, key: str) -> JournalEntry | None:
         try:
+            if self.shared is not None:
+                data = self.shared.get(f"{key}.json")
+                return None if data is None else JournalEntry.model_validate_json(data)
             return JournalEntry.model_validate_json(self.path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
@@ -88,19 +106,29 @@ class Journal:
         stamped = entry.model_copy(
             update={"updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         )
+        if self.shared is not None:
+            self.shared.put(f"{entry.key}.json", stamped.model_dump_json().encode())
+            return stamped
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path(entry.key), stamped.model_dump(mode="json"), durable=True)
         return stamped
 
     def remove(self, key: str) -> None:
+        if self.shared is not None:
+            self.shared.remove(f"{key}.json")
+            return
         self.path(key).unlink(missing_ok=True)
         fsync_folder(self.root)
 
     def pending(self) -> list[JournalEntry]:
-        """Every entry on disk (operations submitted by runs that did not finish)."""
+        """Every entry (operations submitted by runs that did not finish)."""
+        if self.shared is not None:
+            names = sorted(n for n in self.shared.names() if n.endswith(".json"))
+        else:
+            names = sorted(p.name for p in self.root.glob("*.json"))
         entries = []
-        for path in sorted(self.root.glob("*.json")):
-            entry = self.get(path.stem)
+        for name in names:
+            entry = self.get(name.removesuffix(".json"))
             if entry is not None:
                 entries.append(entry)
         return entries

@@ -218,9 +218,7 @@ class Runner:
         self.cache.sweep()
         self.leases.sweep()
         if isinstance(self.backend, RemoteBackend):
-            self._remote = RemoteJobs(
-                self.backend, Journal(self.cache.root / "journal"), self.settings, self.limits
-            )
+            self._remote = RemoteJobs(self.backend, self._journal(), self.settings, self.limits)
         accepted = {s.id: asyncio.Event() for s in self.plan.segments}
         missing = sorted(
             s.id for s in self.plan.segments if s.continues and s.continues.segment not in accepted
@@ -252,7 +250,7 @@ class Runner:
             if self._remote is not None:
                 self.result.abandoned = list(self._remote.abandoned)
                 self.result.possible_duplicates = list(self._remote.duplicates)
-                self.result.leftovers = self._remote.leftovers(self.leases.held)
+                self.result.leftovers = self._remote.leftovers(self._held)
             if isinstance(self.backend, RemoteBackend):
                 await self.backend.aclose()
         if errors:
@@ -412,6 +410,15 @@ class Runner:
                 forced = False
         self.result.cache_hits += 1
         return take, True, job
+
+    def _held(self, key: str) -> bool:
+        """Whether a live process (here, or anywhere sharing the store) holds ``key``'s lease."""
+        return self.leases.held(key) or (self.shared is not None and self.shared.held(key))
+
+    def _journal(self) -> Journal:
+        """The operation journal: in the shared store when there is one, so any machine resumes it."""
+        shared = self.shared.folder("journal") if self.shared is not None else None
+        return Journal(self.cache.root / "journal", shared)
 
     def _shared_lease(self, key: str) -> contextlib.AbstractAsyncContextManager[object]:
         return self.shared.hold(key) if self.shared is not None else contextlib.nullcontext()

@@ -101,6 +101,10 @@ class SharedStore:
         self.fs.put_file(str(take.path), folder + "/take.mp4")
         self.fs.put_file(str(cache.folder(take.key) / "take.json"), folder + "/take.json")
 
+    def folder(self, name: str) -> StoreFolder:
+        """A folder of small objects in the store (the operation journal's ``journal/``)."""
+        return StoreFolder(self.fs, self._path(name))
+
     # -- leases ---------------------------------------------------------------------------------
 
     def _leases(self, key: str) -> list[tuple[int, str]]:
@@ -121,6 +125,12 @@ class SharedStore:
             return LeaseInfo.parse(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
+
+    def held(self, key: str) -> bool:
+        """True when a live holder (fresh heartbeat) has the store's lease on ``key``."""
+        leases = self._leases(key)
+        info = self._read(leases[-1][1]) if leases else None
+        return info is not None and time.time() - info.heartbeat_at <= info.ttl_s
 
     def try_acquire(self, key: str) -> tuple[LeaseInfo, str] | None:
         """The lease on ``key`` (info, object path) if free or stale, else None."""
@@ -193,3 +203,31 @@ class SharedStore:
                 await task
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self.fs.rm_file, path)
+
+
+class StoreFolder:
+    """Small objects under one folder of the store: whole-object puts, gets, removes, a listing."""
+
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs = fs
+        self.path = path
+
+    def put(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(f"{self.path}/{name}", data)
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(f"{self.path}/{name}"))
+        except FileNotFoundError:
+            return None
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.path}/{name}")
+
+    def names(self) -> list[str]:
+        try:
+            found = self.fs.ls(self.path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return [str(n).rsplit("/", 1)[-1] for n in found]
