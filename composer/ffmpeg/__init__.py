@@ -65,7 +65,9 @@ from composer.ffmpeg.probe import (
     decode,
     decode_range,
     frame_hashes,
+    opens,
     packets,
+    picture_sums,
     probe,
 )
 from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpeg_exe, ffmpeg_version, run
@@ -109,7 +111,9 @@ __all__ = [
     "gop_frames",
     "keyframe_args",
     "normalize",
+    "opens",
     "packets",
+    "picture_sums",
     "probe",
     "read_audio",
     "read_frames",
