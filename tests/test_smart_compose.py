@@ -499,6 +499,34 @@ def test_clips_whose_keyframes_leave_nothing_to_copy_take_the_full_path(
     raw = make_clip("foreign_raw", seconds=5, size="160x96", source="testsrc", audio_hz=660)
     foreign = _encode_like_composer(raw, tmp_path / "foreign_gop250.mp4", gop=250)
     assert sorted(ffmpeg.packets(foreign).keyframe_indices()) == [0]
-    result = compose_clips([foreign, foreign], tmp_path / "out.mp4", crossfade_s=1)
+    # Only the first clip's body can be copied (a copy may end inside a GOP, but every other
+    # clip's only IDR is its first frame, inside its fade): at most 15 of its 30 frames.
+    short = make_clip("foreign_short", seconds=1.25, size="160x96", source="testsrc", audio_hz=660)
+    first = _encode_like_composer(short, tmp_path / "short_gop250.mp4", gop=250)
+    result = compose_clips([first, foreign, foreign], tmp_path / "out.mp4", crossfade_s=1)
     assert result.check.method == "full" and "one full re-encode is faster" in result.check.reason
-    assert result.check.frames == 2 * 120 - 24
+    # The first crossfade is shortened to half the short clip (15 frames).
+    assert result.check.frames == 30 + 2 * 120 - 15 - 24
+
+
+def test_a_copy_ends_inside_a_gop_where_no_b_frame_straddles(make_clip: MakeClip, tmp_path: Path) -> None:
+    raw = make_clip("foreign_raw", seconds=5, size="160x96", source="testsrc", audio_hz=660)
+    foreign = _encode_like_composer(raw, tmp_path / "foreign_gop250.mp4", gop=250)
+    info = ffmpeg.packets(foreign)
+    ends = info.closed_ends()
+    inner = sorted(k for k in ends if 0 < k < info.frames)
+    assert inner and not set(inner) & info.keyframe_indices()  # B-frames: not every frame, no IDRs
+    assert len(inner) < info.frames - 1
+    straddled = next(k for k in range(1, info.frames) if k not in ends)
+    with pytest.raises(ValueError):
+        info.copy_points(0, straddled)
+    # Two clips with one IDR each: the first one's body runs from 0 to the fade, cut inside its GOP.
+    result = compose_clips([foreign, foreign], tmp_path / "out.mp4", crossfade_s=1)
+    assert result.check.method == "smart", result.check.reason
+    body = max(k for k in ends if k <= 120 - 24)
+    assert result.check.copied_frames == body
+    assert result.check.encoded_frames == 2 * 120 - 24 - body
+    report = ffmpeg.decode(result.path)
+    assert (report.errors, report.warnings, report.frames) == ("", "", 2 * 120 - 24)
+    ours, theirs = ffmpeg.frame_hashes(result.path), ffmpeg.frame_hashes(foreign)
+    assert ours[:body] == theirs[:body]  # the copied pictures are the clip's own

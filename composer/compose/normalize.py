@@ -95,6 +95,8 @@ class Normalized:
 
     The leg's frame 0 is frame ``offset`` of ``path``; ``cut_points`` are the leg frames
     (0..frames) where ``path`` can be split by stream copy (IDR frames, end of file).
+    ``end_points`` are the leg frames where a copy that started at a cut point may stop (every cut point,
+    and inside a GOP wherever no B-frame straddles: :meth:`~composer.ffmpeg.PacketInfo.closed_ends`).
     ``reused`` says the clip itself was used as it is (its codec parameters match the
     output's, whatever its keyframes: :func:`encoding_problem`), else ``reason`` says why not; ``encoded_frames`` is what this call
     encoded (0 when reused or found in the cache). ``edges`` are what the encode kept of the
@@ -110,6 +112,7 @@ class Normalized:
     encoded_frames: int
     edges: tuple[Edge, ...] = ()
     reason: str = ""  # why the clip was not used as it is (the parameter that differed)
+    end_points: frozenset[int] = frozenset()
 
 
 # One lock per cache file: the pipeline may normalise a take in a background thread while an
@@ -160,6 +163,12 @@ def _cut_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[
     if info.frames - offset <= frames:
         points.add(info.frames - offset)  # the end of the file ends any copy cleanly
     return frozenset(points)
+
+
+def _end_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[int]:
+    # Where a copy that started at an IDR may stop (PacketInfo.closed_ends): inside a GOP too,
+    # so a crossfade out of a clip with long GOPs re-encodes from the fade, not from the GOP's IDR.
+    return frozenset(k - offset for k in info.closed_ends() if offset <= k <= offset + frames)
 
 
 def encoding_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
@@ -353,6 +362,7 @@ def normalize_take(
                 info.extradata,
                 True,
                 0,
+                end_points=_end_points(info, spec.start, spec.frames),
             )
         reason = problem
     dest = cache_path(source, spec, cache_dir)
@@ -385,5 +395,14 @@ def normalize_take(
             path.unlink(missing_ok=True)
         raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
     return Normalized(
-        dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges, reason
+        dest,
+        0,
+        spec.frames,
+        _cut_points(info, 0, spec.frames),
+        info.extradata,
+        False,
+        encoded,
+        edges,
+        reason,
+        _end_points(info, 0, spec.frames),
     )

@@ -162,7 +162,7 @@ def assemble(
                 "from composer's encoder"
             )
     try:
-        plan = smart_plan(comp, [leg.cut_points for leg in legs])
+        plan = smart_plan(comp, [leg.cut_points for leg in legs], [leg.end_points for leg in legs])
     except ValueError as exc:
         raise SmartUnavailable(str(exc)) from None
     if progress is None:
@@ -341,7 +341,9 @@ def compose_smart(
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
     try:
-        encoded = smart_plan(comp, [leg.cut_points for leg in legs]).encoded_frames
+        encoded = smart_plan(
+            comp, [leg.cut_points for leg in legs], [leg.end_points for leg in legs]
+        ).encoded_frames
     except ValueError as exc:
         raise SmartUnavailable(str(exc)) from None
     if encoded > MOSTLY_ENCODED * comp.frames:

@@ -284,9 +284,24 @@ class PacketInfo:
         if first > 0:
             inpoint = self.pts[packet_at(first)] * self.time_base
         if end < self.frames:
-            packet = packet_at(end)
-            outpoint = Fraction(self.dts[packet - 1] + self.dts[packet], 2) * self.time_base
+            if end not in self.closed_ends():
+                raise ValueError(f"frame {end} does not end a run of pictures that can be copied")
+            outpoint = Fraction(self.dts[end - 1] + self.dts[end], 2) * self.time_base
         return inpoint, outpoint
+
+    def closed_ends(self) -> set[int]:
+        """Display indices ``k`` where a copy from an earlier IDR frame may end: the first ``k``
+        packets in decode order are exactly the pictures shown before ``k`` (no B-frame shown
+        before ``k`` is decoded after it). Every IDR of a closed GOP is one; inside a GOP, so is
+        the frame after each run of B-frames and its anchor. Includes the end of the stream.
+        """
+        rank = {packet: index for index, packet in enumerate(self.display_order())}
+        ends, highest = {self.frames}, -1
+        for count, packet in enumerate(range(self.frames), start=1):
+            highest = max(highest, rank[packet])
+            if highest == count - 1:
+                ends.add(count)
+        return ends
 
     def display_order(self) -> list[int]:
         """The packet shown at each display index (packets are listed in decode order)."""
