@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from composer import ffmpeg
-from composer.compose import smart
+from composer.compose import smart, verified
 from composer.compose.clips import compose_clips
 from composer.compose.graph import Copy, Leg, Span, build, smart_plan
 from composer.compose.normalize import normalize_take
@@ -430,6 +432,27 @@ def test_rejoining_composer_outputs_encodes_only_the_fades(make_clip: MakeClip, 
     assert again.reused_legs == 3 and again.normalized_frames == 0 and again.normalized == ()
     assert not (tmp_path / "unused").exists() or not any((tmp_path / "unused").iterdir())
     _assert_bodies_copied(tmp_path / "again.mp4", takes, again.plan, ffmpeg.timescale(FPS) // 24)
+    # composer wrote and checked these files: only the joins are decoded, not their bodies.
+    assert all(verified.known(t) for t in takes)
+    assert again.decoded.frames == sum(n for _, n in smart.join_windows(comp, again.plan))
+    # The same bytes elsewhere, or a file changed since, are clips nobody has decoded.
+    copies = [Path(shutil.copy2(t, tmp_path / f"copy_{t.name}")) for t in takes]
+    assert not any(verified.known(c) for c in copies)
+    fresh = smart.compose_smart(
+        build(
+            [Leg(c, leg.frames, leg.has_audio) for c, leg in zip(copies, comp.legs, strict=True)],
+            [j.fade for j in comp.joins],
+            comp.width,
+            comp.height,
+            comp.fps,
+            comp.audio,
+        ),
+        tmp_path / "fresh.mp4",
+    )
+    assert fresh.decoded.frames == sum(n for _, n in smart.join_windows(comp, fresh.plan, whole={0, 1, 2}))
+    assert fresh.decoded.frames > again.decoded.frames
+    os.utime(takes[0], ns=(0, 0))
+    assert not verified.known(takes[0])
 
 
 def _encode_like_composer(source: Path, dest: Path, *, gop: int, pix_fmt: str = "yuv420p") -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose import smart
+from composer.compose import smart, verified
 from composer.compose.graph import Composition, Leg, build
 from composer.compose.normalize import Normalized, NormSpec, normalize_step, normalize_take
 from composer.errors import MediaError
@@ -204,6 +204,7 @@ def compose_composition(
                 comp, dest, cache_dir=cache_dir, on_progress=on_progress, known_good=known_good
             )
             check = verify(dest, comp, strict=True, decoded=result.decoded)
+            verified.record(dest, check.frames)  # every part of it has decoded cleanly
             return replace(
                 check,
                 method="smart",
@@ -226,4 +227,5 @@ def compose_composition(
     except MediaError:
         dest.unlink(missing_ok=True)
         raise
+    verified.record(dest, check.frames)
     return replace(check, method="full", reason=reason, encoded_frames=comp.frames, copied_frames=0)
