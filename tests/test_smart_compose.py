@@ -174,8 +174,9 @@ def test_a_body_that_does_not_decode_is_caught_and_rendered_in_full(
         data[at : at + 300] = bytes(b ^ 0x5A for b in data[at : at + 300])
     damaged.write_bytes(bytes(data))
     report = ffmpeg.decode(damaged)
-    # A damaged IDR frame may be dropped whole (1 s GOPs put many IDRs in the damage's way).
-    assert report.frames in (71, 72) and (report.errors or report.warnings)
+    # A damaged IDR frame may be dropped whole (1 s GOPs put many IDRs in the damage's way),
+    # a frame or two depending on where the flipped bytes land.
+    assert 70 <= report.frames <= 72 and (report.errors or report.warnings)
     comp = build([Leg(damaged, 72, False), Leg(clip, 72, False)], [12], 160, 96, FPS, False)
     out = tmp_path / "out.mp4"
     check = compose_composition(comp, out, cache_dir=tmp_path / "norm")

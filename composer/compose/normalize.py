@@ -32,7 +32,7 @@ from composer.timecode import fps_text
 
 #: Bump when the normalisation chain or the encoder settings change: old cached files are
 #: then ignored (their names no longer match) instead of being mixed with new ones.
-NORMALIZE_VERSION = 2  # 2: regular IDR frames every ffmpeg.GOP_SECONDS (issue 19)
+NORMALIZE_VERSION = 3  # 2: regular IDR frames every ffmpeg.GOP_SECONDS; 3: stitchable headers (issue 19)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from composer.ffmpeg.concat import (
 from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
     GOP_SECONDS,
+    WINDOW_CRF,
     X264_CRF,
     X264_PRESET,
     audio_args,
@@ -76,6 +77,7 @@ __all__ = [
     "AUDIO_BITRATE",
     "EDGE_ARGS",
     "GOP_SECONDS",
+    "WINDOW_CRF",
     "X264_CRF",
     "X264_PRESET",
     "ConcatPart",
