@@ -40,7 +40,7 @@ The composer assembly rows are the median of ``--repeat`` runs (default 3; each 
 a few seconds of work suffers from a noisy neighbour in a way the minute-long baselines do not.
 
 Run: ``python benchmarks/bench_compose.py [--quick] [--sizes 1920x1080,1280x720] [--no-moviepy] [--repeat N]
-[--cases assembly,rejoin]``
+[--cases assembly,rejoin] [--no-gop-sizes]``
 (``pip install -e .[bench]`` for moviepy). ``--quick`` uses 4 s clips. The figures are noisy on
 a shared machine; the ratios within one run are what count. Never assert on them in tests.
 """
@@ -48,6 +48,7 @@ a shared machine; the ratios within one run are what count. Never assert on them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -205,15 +206,21 @@ def encode_like_composer(source: Path, dest: Path, gop: int) -> Path:
     return dest
 
 
-def bench_rejoin(paths: list[Path], frames: int, width: int, height: int, work: Path, repeat: int) -> None:
+def bench_rejoin(
+    paths: list[Path], frames: int, width: int, height: int, work: Path, repeat: int, gop_sizes: bool = True
+) -> None:
     """The own-outputs and foreign-clip cases beside their one-command xfade baselines."""
     print(f"\n-- clips from outside a render ({width}x{height}), x full = one-command xfade / composer --")
     own = []
     for path in paths:
         take = work / f"own_{path.stem}.mp4"
-        compose_clips([path], take)
+        if not take.is_file():
+            compose_clips([path], take)
         own.append(take)
-    foreign = [encode_like_composer(p, work / f"foreign_{p.stem}.mp4", 250) for p in paths]
+    foreign = [
+        f if (f := work / f"foreign_{p.stem}.mp4").is_file() else encode_like_composer(p, f, 250)
+        for p in paths
+    ]
     print(
         f"{'case':44} {'full s':>7} {'composer s':>11} {'x full':>7} {'encoded':>8} {'normalised':>11} {'clean':>6}"
     )
@@ -232,11 +239,23 @@ def bench_rejoin(paths: list[Path], frames: int, width: int, height: int, work: 
         assert result is not None
         took = statistics.median(runs)
         normalised = sum("normalised" in note for note in result.notes)
-        _, clean = _clean(result.path)
+        count, clean = _clean(result.path)
+        exact = count == comp.frames and result.check.frames == comp.frames
         print(
             f"{name:44} {full_s:7.2f} {took:11.2f} {full_s / took:7.1f} {result.check.encoded_frames:>8} "
-            f"{normalised:>11} {'yes' if clean and result.check.method == 'smart' else 'NO':>6}"
+            f"{normalised:>11} {'yes' if clean and exact and result.check.method == 'smart' else 'NO':>6}"
         )
+        scores = ffmpeg.compare_video(work / f"full_{name[:3]}.mp4", result.path)
+        windows = [s for j in comp.joins for s in scores[j.offset : j.offset + j.fade]]
+        print(
+            f"    runs {', '.join(f'{r:.2f}' for r in runs)} s; {count} frames of {comp.frames}; vs full: "
+            f"windows PSNR min {min(s.psnr for s in windows):.2f} dB, SSIM min "
+            f"{min(s.ssim for s in windows):.4f}; whole file PSNR min {min(s.psnr for s in scores):.2f} dB, "
+            f"SSIM min {min(s.ssim for s in scores):.4f}",
+            flush=True,
+        )
+    if not gop_sizes:
+        return
     sizes = {}
     for gop, label in ((24, "1 s"), (48, "2 s"), (250, "250 frames")):
         sizes[label] = sum(
@@ -257,9 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-moviepy", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each short composer step (median)")
     parser.add_argument("--cases", default="assembly,rejoin", help="assembly (a render), rejoin (issue 19)")
+    parser.add_argument("--no-gop-sizes", action="store_true", help="skip the GOP file-size encodes")
+    parser.add_argument(
+        "--work", help="keep the clips in this folder and reuse them next time (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
     print(ffmpeg.ffmpeg_version())
-    with tempfile.TemporaryDirectory(prefix="bench_compose.") as work:
+    with contextlib.ExitStack() as stack:
+        if args.work:
+            work = args.work
+            Path(work).mkdir(parents=True, exist_ok=True)
+        else:
+            work = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_compose."))
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
             seconds = 4.0 if args.quick else 20.0
@@ -273,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                     if not path.is_file():
                         make_clip(name, width, height, seconds, hz, path)
                     paths.append(path)
-                bench_rejoin(paths, round(seconds * 24), width, height, Path(work), args.repeat)
+                bench_rejoin(
+                    paths, round(seconds * 24), width, height, Path(work), args.repeat, not args.no_gop_sizes
+                )
     return 0
 
 

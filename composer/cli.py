@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TextIO
+from typing import TYPE_CHECKING
 
 from composer._version import __version__
 from composer.backends import API_BACKENDS, BACKENDS, calls_service
 from composer.errors import ComposerError, StoryboardError
 from composer.plan.model import Plan
+from composer.terminal import BatchDisplay, ProgressBar
 from composer.timecode import parse_fps
 
 if TYPE_CHECKING:
@@ -29,41 +29,6 @@ if TYPE_CHECKING:
     from composer.jobs.remote import JobSettings
     from composer.pipeline import RenderOptions
     from composer.plan.io import Source
-
-
-class ProgressBar:
-    """One line per stage on a terminal, redrawn in place; a line every ~10% otherwise."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._stage = ""
-        self._last_step = -1
-        self._started = time.perf_counter()
-
-    def __call__(self, progress: object) -> None:
-        stage, done, total, detail = (getattr(progress, k) for k in ("stage", "done", "total", "detail"))
-        if stage != self._stage:
-            if self._stage and self.tty:
-                self.stream.write("\n")
-            self._stage, self._last_step, self._started = stage, -1, time.perf_counter()
-        fraction = min(1.0, done / total) if total else 1.0
-        elapsed = time.perf_counter() - self._started
-        label = f"{stage:<9}"
-        if self.tty:
-            width = 30
-            filled = round(fraction * width)
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r{label}[{bar}] {fraction * 100:5.1f}%  {elapsed:6.1f}s  {detail[:40]:<40}")
-            if fraction >= 1.0:
-                self.stream.write("\n")
-                self._stage = ""
-        else:
-            step = int(fraction * 10)
-            if step != self._last_step:
-                self._last_step = step
-                self.stream.write(f"{label}{fraction * 100:5.1f}%  {elapsed:6.1f}s  {detail}\n")
-        self.stream.flush()
 
 
 def _seconds(frames: int, fps: Fraction) -> str:
@@ -281,7 +246,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if source is not None and source.storyboard is not None:  # a plan.json has no prompts left to lint
         for warning in pipeline.lint_storyboard(source.storyboard, backend=options.backend):
             print(warning, file=sys.stderr)  # warnings never block a render
-    result = pipeline.run(source, options, args.out, ProgressBar(sys.stderr))
+    bar = ProgressBar(sys.stderr)
+    try:
+        result = pipeline.run(source, options, args.out, bar)
+    finally:
+        bar.close()
     m = result.manifest
     for record in m.outputs:
         state = "written" if record.composed else "up to date"
@@ -312,43 +281,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.metrics_file:
         print(f"metrics: {Path(args.metrics_file).resolve()}")
     return 0
-
-
-class BatchDisplay:
-    """One progress display for a batch: every storyboard's stage and share done, and the total.
-
-    On a terminal one line redrawn in place; otherwise a line whenever the total passes
-    another tenth, or a storyboard changes stage.
-    """
-
-    #: Each stage's share of a storyboard's work, as the display counts it.
-    STAGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "generate": (0.0, 0.8),
-        "compose": (0.8, 0.18),
-        "report": (0.98, 0.02),
-    }
-
-    def __init__(self, names: Sequence[str], stream: TextIO) -> None:
-        self.stream, self.tty = stream, stream.isatty()
-        self.state: dict[str, tuple[str, float]] = {n: ("waiting", 0.0) for n in names}
-        self._last_step = -1
-        self._started = time.perf_counter()
-
-    def __call__(self, update: object) -> None:
-        name, progress = getattr(update, "name"), getattr(update, "progress")  # noqa: B009
-        start, share = self.STAGES.get(progress.stage, (0.0, 0.0))
-        fraction = min(1.0, progress.done / progress.total) if progress.total else 1.0
-        changed = self.state.get(name, ("", 0.0))[0] != progress.stage
-        self.state[name] = (progress.stage, start + share * fraction)
-        total = sum(f for _, f in self.state.values()) / max(1, len(self.state))
-        parts = "  ".join(f"{n} {s} {f * 100:3.0f}%" for n, (s, f) in self.state.items())
-        line = f"batch {total * 100:5.1f}%  {time.perf_counter() - self._started:6.1f}s  {parts}"
-        if self.tty:
-            self.stream.write("\r" + line[:200])
-        elif changed or int(total * 10) != self._last_step:
-            self._last_step = int(total * 10)
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def _render_batch(args: argparse.Namespace) -> int:
@@ -451,14 +383,17 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar(Progress("compose", done, total, Path(args.out).name))
 
-    result = compose_clips(
-        paths,
-        Path(args.out),
-        crossfade_s=args.crossfade,
-        length_s=args.length,
-        cut_at=args.cut_at,
-        on_progress=progress,
-    )
+    try:
+        result = compose_clips(
+            paths,
+            Path(args.out),
+            crossfade_s=args.crossfade,
+            length_s=args.length,
+            cut_at=args.cut_at,
+            on_progress=progress,
+        )
+    finally:
+        bar.close()
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     how = (

@@ -39,10 +39,10 @@ from pydantic import ValidationError
 
 from composer import ffmpeg
 from composer._version import __version__
-from composer.backends import registry
+from composer.backends import encodes_output, registry
 from composer.backends.remote import RemoteBackend
 from composer.checks import ContinuityJudge
-from composer.compose.render import compose_output, prepare_take
+from composer.compose.render import compose_output, prepare_step, prepare_take
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, read_outputs, versions
 from composer.export.records import FailureRecord, KnobNotSent, OutputRecord, SegmentRecord, TakeRecord
@@ -486,6 +486,11 @@ def generate(
 
     def on_take(event: TakeEvent) -> None:
         nonlocal done_chunks, total_chunks
+        made[event.take.key] = event.take
+        if stepwise and event.chunk < event.chunks - 1:
+            # A step of an API chain: its new part of the leg is encoded now, while the next
+            # step is generated, so the chain's end leaves only the last part to encode.
+            prepared.append(normalizer.submit(normalize_step, event.segment, event.take))
         done_chunks += 1
         total_chunks = max(total_chunks, done_chunks)  # regenerations add chunks
         records.append(_take_record(event, node_name))
@@ -514,17 +519,39 @@ def generate(
     # judge looks at it: most takes are kept, and a take from an API (never in composer's
     # encoding) otherwise spends the judge's time and then its own encode in the tail. A take
     # the judge turns down has cost CPU time only; its file is cached like any other.
+    # An API backend's extension chain is normalised step by step (compose/normalize.py): each
+    # step's new frames as the step lands, the last take's only when the chain ends.
     where = {seg.id: (output, i) for output in plan.outputs for i, seg in enumerate(output.segments)}
     normalizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="composer-normalize")
     prepared: list[Future[object]] = []
     normalize_s: dict[str, float] = {}
+    stepwise = not encodes_output(plan.generation.backend)
+    made: dict[str, Take] = {}  # every take of this run by key: a chain is found through its parents
+
+    def earlier_steps(take: Take) -> list[Path]:
+        steps: list[Path] = []
+        parent = take.request.parent
+        while parent is not None and parent in made:
+            steps.insert(0, made[parent].path)
+            parent = made[parent].request.parent
+        return steps
+
+    def timed(segment_id: str, began: float) -> None:
+        spent = normalize_s.get(segment_id, 0.0) + time.perf_counter() - began
+        normalize_s[segment_id] = round(spent, 3)
+
+    def normalize_step(segment_id: str, take: Take) -> None:
+        output, index = where[segment_id]
+        began = time.perf_counter()
+        prepare_step(output, plan.output, index, take, earlier_steps(take))
+        timed(segment_id, began)
 
     def normalize(segment: Segment, take: Take) -> None:
         output, index = where[segment.id]
         began = time.perf_counter()
-        prepare_take(output, plan.output, index, take)
-        spent = normalize_s.get(segment.id, 0.0) + time.perf_counter() - began
-        normalize_s[segment.id] = round(spent, 3)
+        steps = earlier_steps(take) if stepwise else []
+        prepare_take(output, plan.output, index, take, steps=steps)
+        timed(segment.id, began)
 
     offered: dict[str, list[tuple[str, Future[object]]]] = {}
 

@@ -137,16 +137,20 @@ class SmartPlan:
         return sum(p.frames for p in self.pieces if isinstance(p, Span))
 
 
-def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan:
+def smart_plan(
+    comp: Composition, cut_points: list[frozenset[int]], end_points: list[frozenset[int]] | None = None
+) -> SmartPlan:
     """Split ``comp`` into copied bodies and encoded spans.
 
     ``cut_points[i]`` holds the frames of leg i (counted from the leg's first frame) where its
     source can be split by stream copy: IDR frames of a closed GOP, and the end of the file.
+    ``end_points[i]``, where a copy that started at one of them may also stop (inside a GOP,
+    where no B-frame straddles the cut); a body starts at a cut point and ends at either.
     A body is the widest copyable range between the leg's two crossfades; a leg without one is
     encoded whole as part of the span around it. Raises ValueError if a leg's two crossfades
     overlap (the middle leg is shorter than its fades), which no piecewise plan can express.
     """
-    if len(cut_points) != len(comp.legs):
+    if len(cut_points) != len(comp.legs) or (end_points is not None and len(end_points) != len(comp.legs)):
         raise ValueError("need the cut points of every leg")
     bodies: list[tuple[int, int] | None] = []
     laid = comp.layout.legs
@@ -159,8 +163,11 @@ def smart_plan(comp: Composition, cut_points: list[frozenset[int]]) -> SmartPlan
             )
         # Only cut points inside the leg count: a start must be an IDR before the leg's end.
         points = sorted(p for p in cut_points[i] if 0 <= p <= leg.frames)
+        ends = sorted(
+            p for p in cut_points[i] | (end_points[i] if end_points else frozenset()) if 0 <= p <= leg.frames
+        )
         start = next((p for p in points if p >= lo and p < leg.frames), None)
-        end = next((p for p in reversed(points) if p <= hi), None)
+        end = next((p for p in reversed(ends) if p <= hi), None)
         bodies.append((start, end) if start is not None and end is not None and start < end else None)
 
     starts = [leg.at for leg in laid]

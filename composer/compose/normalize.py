@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -29,7 +32,7 @@ from composer.timecode import fps_text
 
 #: Bump when the normalisation chain or the encoder settings change: old cached files are
 #: then ignored (their names no longer match) instead of being mixed with new ones.
-NORMALIZE_VERSION = 2  # 2: regular IDR frames every ffmpeg.GOP_SECONDS (issue 19)
+NORMALIZE_VERSION = 3  # 2: regular IDR frames every ffmpeg.GOP_SECONDS; 3: stitchable headers (issue 19)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class Normalized:
 
     The leg's frame 0 is frame ``offset`` of ``path``; ``cut_points`` are the leg frames
     (0..frames) where ``path`` can be split by stream copy (IDR frames, end of file).
+    ``end_points`` are the leg frames where a copy that started at a cut point may stop (every cut point,
+    and inside a GOP wherever no B-frame straddles: :meth:`~composer.ffmpeg.PacketInfo.closed_ends`).
     ``reused`` says the clip itself was used as it is (its codec parameters match the
     output's, whatever its keyframes: :func:`encoding_problem`), else ``reason`` says why not; ``encoded_frames`` is what this call
     encoded (0 when reused or found in the cache). ``edges`` are what the encode kept of the
@@ -107,6 +112,7 @@ class Normalized:
     encoded_frames: int
     edges: tuple[Edge, ...] = ()
     reason: str = ""  # why the clip was not used as it is (the parameter that differed)
+    end_points: frozenset[int] = frozenset()
 
 
 # One lock per cache file: the pipeline may normalise a take in a background thread while an
@@ -159,6 +165,12 @@ def _cut_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[
     return frozenset(points)
 
 
+def _end_points(info: ffmpeg.PacketInfo, offset: int, frames: int) -> frozenset[int]:
+    # Where a copy that started at an IDR may stop (PacketInfo.closed_ends): inside a GOP too,
+    # so a crossfade out of a clip with long GOPs re-encodes from the fade, not from the GOP's IDR.
+    return frozenset(k - offset for k in info.closed_ends() if offset <= k <= offset + frames)
+
+
 def encoding_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
     """None if ``source``'s packets can be copied into an output of ``spec`` as they are;
     otherwise the first parameter that differs, in words (it forced a normalisation).
@@ -197,6 +209,109 @@ def encoding_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | Non
     return None
 
 
+def step_end(spec: NormSpec, available: int) -> int:
+    """How many of the leg's frames (from its frame 0) a step that holds ``available`` frames
+    at the output rate can normalise: those it has, never ending inside an edge (a crossfade's
+    frames are kept from one encode: the part stops where the edge starts)."""
+    end = max(0, min(spec.frames, available - spec.start))
+    for first, frames in spec.edges:
+        if first < end < first + frames:
+            end = first
+    return end
+
+
+def available_frames(step: Path, fps: Fraction) -> int:
+    """Frames at ``fps`` the take ``step`` surely yields through the normalisation chain: all
+    of them at its own rate; at another rate, one fewer than its length gives (the ``fps``
+    filter may place the very last output frame differently once the take is longer)."""
+    frames = ffmpeg.packets(step).frames
+    own = ffmpeg.probe(step).fps
+    if own is None or own == fps:
+        return frames
+    return max(0, int(Fraction(frames) * fps / own) - 1)
+
+
+def chain_parts(source: Path, spec: NormSpec, steps: Sequence[Path]) -> list[tuple[Path, int, int]]:
+    """``(take, first, end)``: the leg frames ``[first, end)`` each take of the chain encodes.
+
+    ``steps`` are the chain's earlier takes, shortest first; ``source``, its last, ends the leg.
+    A step that adds none of the leg's frames gets no part.
+    """
+    parts: list[tuple[Path, int, int]] = []
+    done = 0
+    for step in steps:
+        end = step_end(spec, available_frames(step, spec.fps))
+        if end > done:
+            parts.append((step, done, end))
+            done = end
+    if done < spec.frames or not parts:
+        parts.append((source, done, spec.frames))
+    return parts
+
+
+def part_spec(spec: NormSpec, first: int, end: int) -> NormSpec:
+    """Leg frames ``[first, end)`` of ``spec`` as a spec of their own: the keyframes and edges
+    inside them, counted from ``first``, and an IDR at its frame 0 (every part starts on one)."""
+    keyframes = tuple(sorted({0} | {k - first for k in spec.keyframes if first <= k < end}))
+    edges = tuple((f - first, n) for f, n in spec.edges if first <= f and f + n <= end)
+    return NormSpec(spec.width, spec.height, spec.fps, spec.start + first, end - first, keyframes, edges)
+
+
+def normalize_step(
+    step: Path, spec: NormSpec, earlier: Sequence[Path] = (), *, cache_dir: Path | None = None
+) -> Normalized | None:
+    """Encode the part of the leg ``spec`` that the chain's take ``step`` newly holds, now,
+    beside it (cached); None when it adds none of the leg's frames or is in the output
+    encoding already (the whole take will be used as it is). ``earlier``: the steps before it.
+    """
+    if encoding_problem(step, spec) is None:
+        return None
+    parts = chain_parts(step, spec, [*earlier, step])
+    own = [part for part in parts if part[0] == step]
+    if not own:
+        return None
+    _, first, end = own[0]
+    return normalize_take(step, part_spec(spec, first, end), cache_dir=cache_dir, allow_reuse=False)
+
+
+def _join_parts(
+    source: Path,
+    spec: NormSpec,
+    steps: Sequence[Path],
+    dest: Path,
+    cache_dir: Path | None,
+    on_progress: ffmpeg.ProgressFn | None,
+) -> int | None:
+    """Write ``dest`` from the chain's parts (encoding those not cached yet) by stream copy,
+    with its edges; the frames encoded now, or None when the chain cannot be used (a step is
+    not the start of ``source``, or only one part would be made)."""
+    parts = chain_parts(source, spec, steps)
+    if len(parts) < 2 or not all(ffmpeg.opens(step, source) for step, _, _ in parts[:-1]):
+        return None
+    done = [
+        normalize_take(step, part_spec(spec, first, end), cache_dir=cache_dir, allow_reuse=False)
+        for step, first, end in parts
+    ]
+    # The parts' edges become the leg's (a link: no copy of lossless frames), before
+    # the file whose name says the leg is done.
+    for (_, first, _), piece in zip(parts, done, strict=True):
+        for edge in piece.edges:
+            target = edge_path(dest, first + edge.first, edge.frames)
+            target.unlink(missing_ok=True)
+            try:
+                os.link(edge.path, target)
+            except OSError:
+                shutil.copyfile(edge.path, target)
+    ffmpeg.assemble(
+        [ffmpeg.ConcatPart(piece.path, piece.frames) for piece in done],
+        dest,
+        fps=spec.fps,
+        frames=spec.frames,
+        on_progress=on_progress,
+    )
+    return sum(piece.encoded_frames for piece in done)
+
+
 def reuse_problem(source: Path, spec: NormSpec, info: ffmpeg.PacketInfo | None = None) -> str | None:
     """None if ``source`` matches ``spec`` exactly, keyframes included; otherwise why not.
 
@@ -222,8 +337,13 @@ def normalize_take(
     cache_dir: Path | None = None,
     allow_reuse: bool = True,
     on_progress: ffmpeg.ProgressFn | None = None,
+    steps: Sequence[Path] = (),
 ) -> Normalized:
     """The leg ``spec`` of ``source`` in the output encoding: reused, cached, or encoded now.
+
+    ``steps`` are the earlier takes of ``source``'s extension chain, shortest first: their
+    parts (:func:`normalize_step`, done as each landed) are joined with the last one's instead
+    of encoding the whole leg, when each step is the start of ``source``.
 
     Safe to call from several threads for the same file (one encodes, the others wait).
     The encoded file is written to a temporary name and renamed, so a crash leaves nothing
@@ -242,12 +362,18 @@ def normalize_take(
                 info.extradata,
                 True,
                 0,
+                end_points=_end_points(info, spec.start, spec.frames),
             )
         reason = problem
     dest = cache_path(source, spec, cache_dir)
     with _lock_for(dest):
         encoded = 0
-        if not dest.is_file():
+        joined = None
+        if steps and not dest.is_file():
+            joined = _join_parts(source, spec, steps, dest, cache_dir, on_progress)
+        if joined is not None:
+            encoded = joined
+        elif not dest.is_file():
             ffmpeg.normalize(
                 source,
                 dest,
@@ -269,5 +395,14 @@ def normalize_take(
             path.unlink(missing_ok=True)
         raise MediaError(f"normalising {source.name} gave {info.frames} frames, not {spec.frames}")
     return Normalized(
-        dest, 0, spec.frames, _cut_points(info, 0, spec.frames), info.extradata, False, encoded, edges, reason
+        dest,
+        0,
+        spec.frames,
+        _cut_points(info, 0, spec.frames),
+        info.extradata,
+        False,
+        encoded,
+        edges,
+        reason,
+        _end_points(info, 0, spec.frames),
     )

@@ -12,13 +12,14 @@ What does not: ffmpeg command lines (``composer/ffmpeg/``) or choosing takes (``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer import ffmpeg
-from composer.compose import smart
+from composer.compose import smart, verified
 from composer.compose.graph import Composition, Leg, build
-from composer.compose.normalize import Normalized, NormSpec, normalize_take
+from composer.compose.normalize import Normalized, NormSpec, normalize_step, normalize_take
 from composer.errors import MediaError
 from composer.jobs.cache import Take
 from composer.plan.model import OutputPlan, OutputSpec
@@ -56,19 +57,46 @@ def composition_for(output: OutputPlan, spec: OutputSpec, takes: dict[str, Take]
     )
 
 
+def _segment_spec(output: OutputPlan, spec: OutputSpec, segment_index: int) -> NormSpec:
+    """What the segment at ``segment_index`` of ``output`` needs from its take."""
+    leg = output.layout().legs[segment_index]
+    start = output.segments[segment_index].take_offset
+    return NormSpec.for_leg(spec.width, spec.height, parse_fps(spec.fps), start, leg)
+
+
 def prepare_take(
-    output: OutputPlan, spec: OutputSpec, segment_index: int, take: Take, *, cache_dir: Path | None = None
+    output: OutputPlan,
+    spec: OutputSpec,
+    segment_index: int,
+    take: Take,
+    *,
+    cache_dir: Path | None = None,
+    steps: Sequence[Path] = (),
 ) -> Normalized:
     """Normalise ``take`` for its segment as soon as it is accepted (safe in a background thread).
 
     The normalised file is cached beside the take (or in ``cache_dir``), keyed by the spec, so
     :func:`compose_output` later finds it and only copies. A take that already carries the
-    output encoding with the right keyframes is left untouched.
+    output encoding with the right keyframes is left untouched. ``steps``: the earlier takes
+    of its extension chain, whose parts :func:`prepare_step` encoded as they landed.
     """
-    leg = output.layout().legs[segment_index]
-    start = output.segments[segment_index].take_offset
-    norm = NormSpec.for_leg(spec.width, spec.height, parse_fps(spec.fps), start, leg)
-    return normalize_take(take.path, norm, cache_dir=cache_dir)
+    norm = _segment_spec(output, spec, segment_index)
+    return normalize_take(take.path, norm, cache_dir=cache_dir, steps=steps)
+
+
+def prepare_step(
+    output: OutputPlan,
+    spec: OutputSpec,
+    segment_index: int,
+    step: Take,
+    earlier: Sequence[Path] = (),
+    *,
+    cache_dir: Path | None = None,
+) -> Normalized | None:
+    """Normalise the part of the segment's leg that ``step``, one take of its extension chain,
+    newly holds, as soon as it lands (see :func:`composer.compose.normalize.normalize_step`)."""
+    norm = _segment_spec(output, spec, segment_index)
+    return normalize_step(step.path, norm, earlier, cache_dir=cache_dir)
 
 
 def verify(
@@ -176,6 +204,7 @@ def compose_composition(
                 comp, dest, cache_dir=cache_dir, on_progress=on_progress, known_good=known_good
             )
             check = verify(dest, comp, strict=True, decoded=result.decoded)
+            verified.record(dest, check.frames)  # every part of it has decoded cleanly
             return replace(
                 check,
                 method="smart",
@@ -198,4 +227,5 @@ def compose_composition(
     except MediaError:
         dest.unlink(missing_ok=True)
         raise
+    verified.record(dest, check.frames)
     return replace(check, method="full", reason=reason, encoded_frames=comp.frames, copied_frames=0)

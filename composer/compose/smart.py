@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from composer import ffmpeg
+from composer.compose import verified
 from composer.compose.graph import Composition, Copy, SmartPlan, Span, smart_plan
 from composer.compose.normalize import Normalized, NormSpec, cache_path, normalize_take, reference_extradata
 
@@ -162,7 +163,7 @@ def assemble(
                 "from composer's encoder"
             )
     try:
-        plan = smart_plan(comp, [leg.cut_points for leg in legs])
+        plan = smart_plan(comp, [leg.cut_points for leg in legs], [leg.end_points for leg in legs])
     except ValueError as exc:
         raise SmartUnavailable(str(exc)) from None
     if progress is None:
@@ -232,7 +233,13 @@ def assemble(
             progress.step(f"piece{n}", 1)(1)
     if not check:
         return plan, None
-    unchecked = set() if known_good else {i for i, leg in enumerate(legs) if leg.reused}
+    # Bodies copied from a clip nobody has decoded are decoded whole; composer's own checked
+    # outputs (verified.known) have been, in every part.
+    unchecked = (
+        set()
+        if known_good
+        else {i for i, leg in enumerate(legs) if leg.reused and not verified.known(leg.path)}
+    )
     return plan, check_joins(dest, comp, plan, whole=unchecked)
 
 
@@ -341,7 +348,9 @@ def compose_smart(
         legs = list(pool.map(prepare, range(len(comp.legs))))
     normalized_s = time.perf_counter() - started
     try:
-        encoded = smart_plan(comp, [leg.cut_points for leg in legs]).encoded_frames
+        encoded = smart_plan(
+            comp, [leg.cut_points for leg in legs], [leg.end_points for leg in legs]
+        ).encoded_frames
     except ValueError as exc:
         raise SmartUnavailable(str(exc)) from None
     if encoded > MOSTLY_ENCODED * comp.frames:

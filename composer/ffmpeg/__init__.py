@@ -33,6 +33,7 @@ from composer.ffmpeg.concat import (
 from composer.ffmpeg.encode import (
     AUDIO_BITRATE,
     GOP_SECONDS,
+    WINDOW_CRF,
     X264_CRF,
     X264_PRESET,
     audio_args,
@@ -65,7 +66,9 @@ from composer.ffmpeg.probe import (
     decode,
     decode_range,
     frame_hashes,
+    opens,
     packets,
+    picture_sums,
     probe,
 )
 from composer.ffmpeg.process import ProgressFn, atomic_output, complaints, ffmpeg_exe, ffmpeg_version, run
@@ -74,6 +77,7 @@ __all__ = [
     "AUDIO_BITRATE",
     "EDGE_ARGS",
     "GOP_SECONDS",
+    "WINDOW_CRF",
     "X264_CRF",
     "X264_PRESET",
     "ConcatPart",
@@ -109,7 +113,9 @@ __all__ = [
     "gop_frames",
     "keyframe_args",
     "normalize",
+    "opens",
     "packets",
+    "picture_sums",
     "probe",
     "read_audio",
     "read_frames",

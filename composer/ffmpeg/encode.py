@@ -20,6 +20,11 @@ from composer.timecode import AUDIO_RATE
 #: x264 settings every composer encode shares, so pieces stay compatible.
 X264_PRESET = "veryfast"
 X264_CRF = 20
+#: The re-encoded crossfade windows of a smart assembly: one more generation than the bodies
+#: around them, so they get more bits (measured against the full re-encode, docs/composition.md).
+#: The codec parameters stay those of every composer encode: ``stitchable`` (below) keeps the
+#: rate control out of the PPS.
+WINDOW_CRF = 16
 AUDIO_BITRATE = "160k"
 
 #: Seconds between the regular IDR frames of every composer encode (outputs, normalised takes,
@@ -67,6 +72,11 @@ def x264_args(fps: Fraction, *, preset: str = X264_PRESET, crf: int = X264_CRF) 
         "bt709",
         "-color_range",
         "tv",
+        # Headers that do not depend on the content or the rate control (x264 otherwise puts
+        # a CRF-derived initial QP in the PPS): pieces encoded at another CRF (the windows,
+        # WINDOW_CRF) carry the very codec parameters of the bodies they are joined to.
+        "-x264-params",
+        "stitchable=1",
         "-video_track_timescale",
         str(timescale(fps)),
     ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ffmpeg as ffmpeg_graph  # ffmpeg-python (top-level module ``ffmpeg``), for filter graphs only
 
-from composer.ffmpeg.encode import audio_args, keyframe_args, seek_text, timescale_args, x264_args
+from composer.ffmpeg.encode import WINDOW_CRF, audio_args, keyframe_args, seek_text, timescale_args, x264_args
 from composer.ffmpeg.probe import packets
 from composer.ffmpeg.process import ProgressFn, atomic_output, ffmpeg_exe, run
 from composer.timecode import AUDIO_RATE, audio_samples, fps_text
@@ -345,7 +345,7 @@ def encode_span(
                 video = ffmpeg_graph.concat(video, legs[k + 1], v=1, a=0)
             length += inputs[k + 1].frames - fade
         args = ffmpeg_graph.output(video, str(tmp), f="mp4").compile(cmd=ffmpeg_exe())
-        encode = [*x264_args(fps), *timescale_args(fps), "-frames:v", str(frames)]
+        encode = [*x264_args(fps, crf=WINDOW_CRF), *timescale_args(fps), "-frames:v", str(frames)]
         if single_thread:
             encode += ["-filter_complex_threads", "1"]
         run(

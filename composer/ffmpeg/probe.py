@@ -222,6 +222,7 @@ def _samples(listing: str) -> int | None:
 
 
 _FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*0x[0-9a-f]+(.*)$")
+_ROW_SUM_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*\d+,\s*(\d+),\s*(0x[0-9a-f]+)(.*)$")
 
 
 def _framecrc(listing: str) -> tuple[dict[str, str], list[re.Match[str]]]:
@@ -283,9 +284,24 @@ class PacketInfo:
         if first > 0:
             inpoint = self.pts[packet_at(first)] * self.time_base
         if end < self.frames:
-            packet = packet_at(end)
-            outpoint = Fraction(self.dts[packet - 1] + self.dts[packet], 2) * self.time_base
+            if end not in self.closed_ends():
+                raise ValueError(f"frame {end} does not end a run of pictures that can be copied")
+            outpoint = Fraction(self.dts[end - 1] + self.dts[end], 2) * self.time_base
         return inpoint, outpoint
+
+    def closed_ends(self) -> set[int]:
+        """Display indices ``k`` where a copy from an earlier IDR frame may end: the first ``k``
+        packets in decode order are exactly the pictures shown before ``k`` (no B-frame shown
+        before ``k`` is decoded after it). Every IDR of a closed GOP is one; inside a GOP, so is
+        the frame after each run of B-frames and its anchor. Includes the end of the stream.
+        """
+        rank = {packet: index for index, packet in enumerate(self.display_order())}
+        ends, highest = {self.frames}, -1
+        for count, packet in enumerate(range(self.frames), start=1):
+            highest = max(highest, rank[packet])
+            if highest == count - 1:
+                ends.add(count)
+        return ends
 
     def display_order(self) -> list[int]:
         """The packet shown at each display index (packets are listed in decode order)."""
@@ -326,6 +342,37 @@ def packets(path: Path) -> PacketInfo:
         durations=tuple(durations),
         keys=tuple(keys),
     )
+
+
+@_while_unchanged
+def picture_sums(path: Path) -> tuple[str, ...]:
+    """One line per video packet in decode order: its timing, flags, size and Adler-32, with
+    any in-band H.264 parameter sets and delimiters left out (``filter_units``), no decoding.
+
+    Two files whose lines agree hold packets that decode to the same pictures: a clip and the
+    same clip stream-copied to the start of a longer one (the concat demuxer repeats the SPS/PPS
+    in front of a file's first IDR, which changes its bytes but not its pictures).
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-c", "copy"]
+    if packets(path).codec == "h264":
+        cmd += ["-bsf:v", "filter_units=remove_types=7|8|9"]
+    cmd += ["-f", "framecrc", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    if proc.returncode != 0:
+        raise MediaError(f"cannot read the packets of {path}: {proc.stderr.strip()[-300:]}")
+    rows = (_ROW_SUM_RE.match(line) for line in proc.stdout.splitlines() if not line.startswith("#"))
+    return tuple(" ".join(row.groups()).strip() for row in rows if row)
+
+
+def opens(prefix: Path, whole: Path) -> bool:
+    """True if every picture of ``prefix`` is, packet for packet, the start of ``whole`` (same
+    codec parameters too): each step of an extension chain that only appended frames."""
+    a, b = packets(prefix), packets(whole)
+    if a.extradata != b.extradata or a.time_base != b.time_base or a.frames > b.frames:
+        return False
+    head, full = picture_sums(prefix), picture_sums(whole)
+    return len(head) == a.frames and head == full[: len(head)]
 
 
 def frame_hashes(path: Path) -> list[str]:
