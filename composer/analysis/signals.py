@@ -117,6 +117,9 @@ class Motion:
     ``inliers`` is the share of flow samples the similarity explains (it collapses at cuts).
     ``warp_resid`` is the mean blurred grey difference after warping with the dense flow and
     ``resid_area`` the share of pixels where it exceeds 12 levels: the area no motion explains.
+    ``still_diff`` is the mean blurred grey difference *without* warping: whether the picture
+    changed at all (slow real motion is explained by the flow, so its warp residual reads as
+    low as a repeated frame's; its plain difference does not).
     ``gain`` is the median of the signed flow-compensated difference, relative to the mean
     grey: a change of exposure seen by the whole picture, which a light that blinks or a hand
     that shades a corner cannot move (a median ignores what less than half the pixels do).
@@ -135,6 +138,7 @@ class Motion:
     warp_resid: float
     resid_area: float
     gain: float = 0.0
+    still_diff: float = 0.0
     flow: np.ndarray | None = None
     local: np.ndarray | None = None
     unexplained: np.ndarray | None = None  # half size: changed by more than RESID_LEVEL beyond the flow
@@ -213,6 +217,7 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
         small_flow[:, :, 1] - (c(matrix[1, 0]) * smx + c(matrix[1, 1] - 1) * smy + c(matrix[1, 2] * k)),
     )
     local *= REFERENCE_WIDTH / sw
+    still_diff = float(cv2.norm(cur.blur, prev.blur, cv2.NORM_L1)) / max(1, sh * sw)
     return Motion(
         matrix=np.asarray(matrix, dtype=np.float64),
         vx=float(vx),
@@ -223,6 +228,7 @@ def global_motion(prev: FrameFeatures, cur: FrameFeatures, flow_engine: cv2.DISO
         warp_resid=warp_resid,
         resid_area=resid_area,
         gain=gain,
+        still_diff=still_diff,
         flow=small_flow,
         local=local,
         unexplained=unexplained,
