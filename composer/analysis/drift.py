@@ -240,6 +240,7 @@ class DriftTracker:
         self._chain = np.eye(3)
         self._recent: deque[tuple[float, FrameFeatures, np.ndarray]] = deque()
         self.reanchors = 0
+        self._judged: dict[str, list[float]] = {}
         self.t: list[float] = []
         self.curves: dict[str, list[float]] = {k: [] for k in _CURVES}
 
@@ -362,8 +363,9 @@ class DriftTracker:
             )  # fmt: skip
         window = max(1, round(th.rolling_s * self.sample_fps))
         end = max(1, math.ceil(th.end_fraction * n))
-        roll = {k: rolling_median(v, window) for k, v in self.curves.items()}
-        c = {k: np.asarray(v) for k, v in self.curves.items()}
+        self._judged = {**self.curves, "sharpness": self._sharpness_kept()}
+        roll = {k: rolling_median(v, window) for k, v in self._judged.items()}
+        c = {k: np.asarray(v) for k, v in self._judged.items()}
         deltas = {
             "brightness_end": float(np.mean(c["brightness"][-end:])),
             "brightness_max": float(np.max(np.abs(roll["brightness"]))),
@@ -418,7 +420,7 @@ class DriftTracker:
             for key, unit in _CURVES.items():
                 m = levels.get(key)
                 curves.append(DriftCurve(
-                    name=key, unit=unit, t_s=list(self.t), values=[round(v, 5) for v in self.curves[key]],
+                    name=key, unit=unit, t_s=list(self.t), values=[round(float(v), 5) for v in self._judged[key]],
                     warn=m.warn if m else None, regenerate=m.regenerate if m else None,
                     higher_is_worse=m.higher_is_worse if m else True,
                 ))  # fmt: skip
@@ -441,7 +443,7 @@ class DriftTracker:
         unit = _CURVES[name]
         # An onset is where the rolling median has crossed *and* the sample itself has: the
         # centred median alone would place it up to half its window early.
-        raw = np.asarray(self.curves[name])
+        raw = np.asarray(self._judged[name])
         if higher_is_worse:
             raw = np.abs(raw) if name in _MAGNITUDES else raw
             severity = value / regen if regen else 0.0
@@ -458,6 +460,21 @@ class DriftTracker:
             severity=round(max(0.0, float(severity)), 6),
             onset_warn_s=self._first(bad_w), onset_regenerate_s=self._first(bad_r),
         )  # fmt: skip
+
+    def _sharpness_kept(self) -> list[float]:
+        """Detail lost against what the clip's first frames typically kept, not against the
+        anchor alone. The anchor is usually a keyframe, which the encoder codes with more of
+        the noise and finest texture than the frames between keyframes: with an IDR every
+        second, every other frame of a clean clip reads 0.07-0.17 "lost" from the start, and
+        0.2 by its end once a slow zoom adds its share. The median over the first
+        ``natural_s`` (frames of every kind) is that coding loss; a blur ramp comes on top."""
+        loss = np.asarray(self.curves["sharpness"], dtype=np.float64)
+        t = np.asarray(self.t)
+        early = loss[(t > t[0]) & (t <= t[0] + self.th.natural_s)] if t.size else loss[:0]
+        if early.size < 2:
+            return loss.tolist()
+        kept = 1.0 - min(0.5, max(0.0, float(np.median(early))))
+        return (1.0 - (1.0 - loss) / kept).tolist()
 
     def _natural(
         self, curve: np.ndarray, warn: float, regen: float, higher_is_worse: bool
