@@ -128,6 +128,19 @@ def test_blur_ramp_is_sharpness_drift(tmp_path: Path) -> None:
     assert result.drift.worst == "sharpness"
 
 
+def test_dissolve_whose_old_picture_never_returns_is_a_scene_change(tmp_path: Path) -> None:
+    # A 1-s dissolve to another scene during a pan: the NCC against the frame 1 s earlier dips
+    # below 0.4 for only about 0.6 s (too short for the rolling median: a warn at best), and
+    # the pictures from before the dip never come back after it, which makes it a change that
+    # holds (a person passing in front of the camera leaves the old picture behind).
+    spec = ClipSpec(kind="crossfade", seconds=4.0, seed=5000, at_s=2.06, pan=(-26.68, -2.31))
+    result = _analyze(tmp_path, "dissolve", frames_for(spec), camera_planned="moving")
+    verdict, value = _metric(result, "ncc")
+    assert verdict == "regenerate" and value < 0.4
+    ncc = next(m for m in result.drift.metrics if m.name == "ncc")
+    assert ncc.onset_regenerate_s is not None and 2.06 <= ncc.onset_regenerate_s <= 3.5
+
+
 def test_keyframe_detail_is_not_softening(tmp_path: Path) -> None:
     # A clean slow pan and zoom through composer's encoder (an IDR every second): the anchor is
     # a keyframe, coded with more fine detail than the frames after it, which read up to 0.2 of
