@@ -82,6 +82,17 @@ def test_freeze_of_one_second(tmp_path: Path) -> None:
     assert finding.value >= finding.threshold == 0.5  # seconds frozen against the shortest reported
 
 
+def test_motion_the_flow_explains_is_not_a_freeze(tmp_path: Path) -> None:
+    # A noiseless pan, fast then slow (8, then 0.2 px/frame): the flow explains most pairs, so
+    # their warp residual is as low as a repeated frame's (the freeze test on that residual
+    # fired here, as it did on slow animation); the picture itself changes every pair.
+    scene = canvas(np.random.default_rng(3), 1400, 540)
+    xs = np.cumsum([8.0 if i < 2 * FPS else 0.2 for i in range(round(4 * FPS))])
+    frames = [render(scene, 200.0 + x, 270.0, 1.0, 320, 180) for x in xs]
+    result = _analyze(tmp_path, "fast_pan", frames)
+    assert "freeze" not in _kinds(result)
+
+
 @pytest.mark.slow
 def test_motion_that_turns_back(tmp_path: Path) -> None:
     frames = _pan(4.0, pan=(60.0, 0.0))
@@ -115,6 +126,28 @@ def test_blur_ramp_is_sharpness_drift(tmp_path: Path) -> None:
     verdict, value = _metric(result, "sharpness")
     assert verdict == "regenerate" and value > 0.3
     assert result.drift.worst == "sharpness"
+
+
+def test_dissolve_whose_old_picture_never_returns_is_a_scene_change(tmp_path: Path) -> None:
+    # A 1-s dissolve to another scene during a pan: the NCC against the frame 1 s earlier dips
+    # below 0.4 for only about 0.6 s (too short for the rolling median: a warn at best), and
+    # the pictures from before the dip never come back after it, which makes it a change that
+    # holds (a person passing in front of the camera leaves the old picture behind).
+    spec = ClipSpec(kind="crossfade", seconds=4.0, seed=5000, at_s=2.06, pan=(-26.68, -2.31))
+    result = _analyze(tmp_path, "dissolve", frames_for(spec), camera_planned="moving")
+    verdict, value = _metric(result, "ncc")
+    assert verdict == "regenerate" and value < 0.4
+    ncc = next(m for m in result.drift.metrics if m.name == "ncc")
+    assert ncc.onset_regenerate_s is not None and 2.06 <= ncc.onset_regenerate_s <= 3.5
+
+
+def test_keyframe_detail_is_not_softening(tmp_path: Path) -> None:
+    # A clean slow pan and zoom through composer's encoder (an IDR every second): the anchor is
+    # a keyframe, coded with more fine detail than the frames after it, which read up to 0.2 of
+    # it "lost" against the anchor alone; against what the first frames kept, nothing is lost.
+    spec = ClipSpec(seconds=4.0, seed=5014, pan=(7.46, 4.32), zoom_per_s=0.0091)
+    result = _analyze(tmp_path, "keyframes", frames_for(spec), camera_planned="slow pan and push in")
+    assert _metric(result, "sharpness")[0] == "ok" and result.drift.verdict == "ok"
 
 
 def test_colour_cast_is_white_balance_drift(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -104,6 +105,23 @@ class DriftThresholds(Frozen):
     lag_s: float = Field(
         1.0, description="NCC is also taken against the frame this long ago: a 1-s dissolve breaks it."
     )
+    dip_back_s: float = Field(
+        0.5,
+        description="A dip of that lagged NCC below ncc_warn is a scene change when the pictures from before "
+        "it (its lag reference and up to this much older) do not come back after it. A dissolve's dip is "
+        "short (0.6 s below 0.4 for a 1-s dissolve, too short for the rolling median), and so is a person "
+        "passing in front of the camera; the occluder leaves the old picture behind, the dissolve does not. "
+        "The references are older than the lag reference: the frames just before a dissolve's dip are "
+        "already part-faded, and after an occluder has passed, the lag reference of the second dip it "
+        "makes is the occluded frame.",
+    )
+    dip_watch_s: float = Field(0.5, description="How long after such a dip the old picture may come back.")
+    dip_return: float = Field(
+        0.4,
+        description="The old picture came back when the NCC of a frame after the dip with one of those "
+        "references reaches this: real footage changes by itself over 2 s (city footage 0.53 against the "
+        "2-s-old frame), two different scenes read under 0.2.",
+    )
     natural_s: float = Field(
         0.75,
         description="The structure checks (changed_area, ncc, hist_sim) learn the clip's own natural change "
@@ -125,6 +143,17 @@ class DriftThresholds(Frozen):
         1.5, description="|accumulated roll| in degrees, when the plan has no roll (nor orbit, handheld)."
     )
     roll_regenerate: float = 3.0
+
+
+@dataclass
+class _Dip:
+    """A dip of the lagged NCC being followed: when it began and ended, and the pictures from
+    before it that would come back if something had only passed in front of them."""
+
+    start: float
+    refs: list[tuple[float, FrameFeatures, np.ndarray]]
+    ended: float | None = None
+    watched: int = 0
 
 
 def camera_plan(text: str | None) -> CameraPlan | None:
@@ -239,7 +268,11 @@ class DriftTracker:
         # its every sample re-anchors.
         self._chain = np.eye(3)
         self._recent: deque[tuple[float, FrameFeatures, np.ndarray]] = deque()
+        self._lagged: list[float] = []  # per sample, NaN before lag_s
+        self._dip: _Dip | None = None
+        self._dips: list[tuple[float, float]] = []  # confirmed scene changes: (first, last sample time)
         self.reanchors = 0
+        self._judged: dict[str, list[float]] = {}
         self.t: list[float] = []
         self.curves: dict[str, list[float]] = {k: [] for k in _CURVES}
 
@@ -291,11 +324,17 @@ class DriftTracker:
             detail=detail,
         )
         ncc = reg.ncc
-        while len(self._recent) > 1 and t_s - self._recent[1][0] >= self.th.lag_s - 1e-6:
+        keep = self.th.lag_s + self.th.dip_back_s
+        while len(self._recent) > 1 and t_s - self._recent[1][0] >= keep - 1e-6:
             self._recent.popleft()
-        if self._recent and t_s - self._recent[0][0] >= self.th.lag_s - 1e-6:
-            _, then, chain = self._recent[0]
-            ncc = min(ncc, registered_ncc(then, features, self._chain @ np.linalg.inv(chain), moving))
+        old = [entry for entry in self._recent if t_s - entry[0] >= self.th.lag_s - 1e-6]
+        lagged = math.nan
+        if old:
+            _, then, chain = old[-1]  # the newest at least lag_s old
+            lagged = registered_ncc(then, features, self._chain @ np.linalg.inv(chain), moving)
+            ncc = min(ncc, lagged)
+        self._lagged.append(lagged)
+        self._follow_dip(t_s, features, lagged, old, moving)
         self._recent.append((t_s, features, self._chain.copy()))
         dl0, dc0, wb0, kept0 = self._offsets
         brightness = dl0 + reg.d_lightness
@@ -343,6 +382,54 @@ class DriftTracker:
         ):
             self.curves[key].append(float(value))
 
+    def _follow_dip(
+        self,
+        t_s: float,
+        features: FrameFeatures,
+        lagged: float,
+        old: list[tuple[float, FrameFeatures, np.ndarray]],
+        moving: np.ndarray | None,
+    ) -> None:
+        """Track a dip of the lagged NCC and decide, after it, whether the old picture came back."""
+        th = self.th
+        low = not math.isnan(lagged) and lagged < th.ncc_warn
+        dip = self._dip
+        if dip is None:
+            if low and old:
+                # Three references: the lag reference and up to dip_back_s older.
+                refs = [*old[:: max(1, len(old) // 3)][:2], old[-1]]
+                self._dip = _Dip(start=t_s, refs=refs)
+            return
+        if dip.ended is None:
+            if low:
+                return
+            dip.ended = t_s
+        back = max(
+            registered_ncc(then, features, self._chain @ np.linalg.inv(chain), moving)
+            for _, then, chain in dip.refs
+        )
+        dip.watched += 1
+        if back >= th.dip_return:
+            self._dip = None  # the old picture is back: something passed in front of it
+        elif t_s - dip.ended >= th.dip_watch_s - 1e-6:
+            self._dips.append((dip.start, dip.ended))
+            self._dip = None
+
+    def _dip_curve(self) -> np.ndarray:
+        """The lagged NCC inside confirmed scene changes (1 elsewhere): judged without the
+        rolling median, since the old picture not coming back is what shows the change holds."""
+        dip = self._dip
+        if dip is not None and dip.ended is not None and dip.watched >= 3:
+            self._dips.append((dip.start, dip.ended))  # the clip ended before the watch did
+            self._dip = None
+        t = np.asarray(self.t)
+        lagged = np.nan_to_num(np.asarray(self._lagged, dtype=np.float64), nan=1.0)
+        out = np.ones_like(lagged)
+        for start, end in self._dips:
+            inside = (t >= start) & (t < end)
+            out[inside] = lagged[inside]
+        return out
+
     def _set_anchor(self, features: FrameFeatures, detail: np.ndarray) -> None:
         # The mask of what moved is kept: it is in the current frame's pixels, which the new
         # anchor is, and what was moving a moment ago still is (a fresh mask would let the
@@ -362,8 +449,15 @@ class DriftTracker:
             )  # fmt: skip
         window = max(1, round(th.rolling_s * self.sample_fps))
         end = max(1, math.ceil(th.end_fraction * n))
-        roll = {k: rolling_median(v, window) for k, v in self.curves.items()}
-        c = {k: np.asarray(v) for k, v in self.curves.items()}
+        dips = self._dip_curve()
+        self._judged = {
+            **self.curves,
+            "sharpness": self._sharpness_kept(),
+            "ncc": np.minimum(np.asarray(self.curves["ncc"]), dips).tolist(),
+        }
+        roll = {k: rolling_median(v, window) for k, v in self._judged.items()}
+        roll["ncc"] = np.minimum(roll["ncc"], dips)
+        c = {k: np.asarray(v) for k, v in self._judged.items()}
         deltas = {
             "brightness_end": float(np.mean(c["brightness"][-end:])),
             "brightness_max": float(np.max(np.abs(roll["brightness"]))),
@@ -418,7 +512,7 @@ class DriftTracker:
             for key, unit in _CURVES.items():
                 m = levels.get(key)
                 curves.append(DriftCurve(
-                    name=key, unit=unit, t_s=list(self.t), values=[round(v, 5) for v in self.curves[key]],
+                    name=key, unit=unit, t_s=list(self.t), values=[round(float(v), 5) for v in self._judged[key]],
                     warn=m.warn if m else None, regenerate=m.regenerate if m else None,
                     higher_is_worse=m.higher_is_worse if m else True,
                 ))  # fmt: skip
@@ -441,7 +535,7 @@ class DriftTracker:
         unit = _CURVES[name]
         # An onset is where the rolling median has crossed *and* the sample itself has: the
         # centred median alone would place it up to half its window early.
-        raw = np.asarray(self.curves[name])
+        raw = np.asarray(self._judged[name])
         if higher_is_worse:
             raw = np.abs(raw) if name in _MAGNITUDES else raw
             severity = value / regen if regen else 0.0
@@ -458,6 +552,21 @@ class DriftTracker:
             severity=round(max(0.0, float(severity)), 6),
             onset_warn_s=self._first(bad_w), onset_regenerate_s=self._first(bad_r),
         )  # fmt: skip
+
+    def _sharpness_kept(self) -> list[float]:
+        """Detail lost against what the clip's first frames typically kept, not against the
+        anchor alone. The anchor is usually a keyframe, which the encoder codes with more of
+        the noise and finest texture than the frames between keyframes: with an IDR every
+        second, every other frame of a clean clip reads 0.07-0.17 "lost" from the start, and
+        0.2 by its end once a slow zoom adds its share. The median over the first
+        ``natural_s`` (frames of every kind) is that coding loss; a blur ramp comes on top."""
+        loss = np.asarray(self.curves["sharpness"], dtype=np.float64)
+        t = np.asarray(self.t)
+        early = loss[(t > t[0]) & (t <= t[0] + self.th.natural_s)] if t.size else loss[:0]
+        if early.size < 2:
+            return loss.tolist()
+        kept = 1.0 - min(0.5, max(0.0, float(np.median(early))))
+        return (1.0 - (1.0 - loss) / kept).tolist()
 
     def _natural(
         self, curve: np.ndarray, warn: float, regen: float, higher_is_worse: bool

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
+from composer.analysis.signals import rolling_median
 from composer.models import Frozen
 
 
@@ -38,20 +39,34 @@ class EventThresholds(Frozen):
     )
     flicker_window_s: float = 1.0
     freeze_ratio: float = Field(
-        0.35, description="A frozen pair changes less than this share of the clip's median warp residual..."
+        0.35,
+        description="A frozen pair changes less than this share of the clip's median plain difference...",
     )
     freeze_level: float = Field(
-        0.3,
-        description="...and less than this many grey levels: a repeated frame reads 0.00-0.05 after x264 (the clip must also move, below).",
+        0.2,
+        description="...and its 0.2-s rolling median less than this many grey levels (blurred, half size, "
+        "*without* motion compensation). Over a repeated frame after x264 that median reads 0.02-0.15 "
+        "(single pairs up to 0.8 where a keyframe or a B-frame re-codes the noise: hence the median); the "
+        "slowest real motion on the clean real clips (animation at 0.2-0.5 px/frame) reads 0.28 or more. "
+        "The warp residual cannot tell them apart: the flow explains slow motion as well as a repeat.",
+    )
+    freeze_median_s: float = Field(
+        0.2, description="The plain difference is judged by its rolling median over this long (above)."
     )
     freeze_min_motion: float = Field(
         0.15,
-        description="The clip's median warp residual must reach this: a shot where nothing changes (or whose "
-        "noise the encoder smoothed away) cannot be seen to freeze.",
+        description="The clip's median plain difference must reach this: a shot where nothing changes (a "
+        "tripod shot whose noise the encoder smoothed away reads 0.01-0.04) cannot be seen to freeze.",
     )
     freeze_s: float = Field(
         0.5,
         description="Shortest run of frozen pairs reported; animation holds on real footage last up to 0.4 s.",
+    )
+    reversal_inliers: float = Field(
+        0.5,
+        description="A zoom reversal needs the camera fit to explain at least this share of the flow "
+        "(median over its four windows): below, the zoom it reads is the scene's own motion (a face leaning in and out of a "
+        "handheld shot read as a zoom that turns back), not the camera's. Real zooms read 0.85-1.",
     )
     reversal_cos: float = Field(
         -0.5,
@@ -126,19 +141,21 @@ def gain_events(gain_pct: Sequence[float], fps: float, th: EventThresholds) -> l
     return out
 
 
-def freeze_events(warp_resid: Sequence[float], fps: float, th: EventThresholds) -> list[Moment]:
-    """Runs of pairs that change (almost) nothing in a clip that otherwise changes."""
-    r = np.asarray(warp_resid, dtype=np.float64)
+def freeze_events(still_diff: Sequence[float], fps: float, th: EventThresholds) -> list[Moment]:
+    """Runs of pairs whose picture does not change at all (``Motion.still_diff``) in a clip
+    that otherwise changes."""
+    r = np.asarray(still_diff, dtype=np.float64)
     if r.size < 4:
         return []
     med = float(np.median(r))
     if med < th.freeze_min_motion:
         return []
-    frozen = (r <= th.freeze_ratio * med) & (r <= th.freeze_level)
-    # One changed pair between two frozen ones is still one stall: a keyframe inside a frozen
-    # run re-codes the same picture with fresh quantisation noise (in detailed texture as large
-    # as real motion), and a single step between two stalls is a stutter, not recovered motion.
-    frozen[1:-1] |= frozen[:-2] & frozen[2:]
+    # A keyframe inside a frozen run re-codes the same picture with fresh quantisation noise,
+    # and B-frames of a noisy picture flicker: single pairs of a freeze change as much as real
+    # motion. Real motion changes every pair, so a short rolling median keeps it and drops them.
+    window = max(3, round(th.freeze_median_s * fps) | 1)
+    smooth = rolling_median(r, window)
+    frozen = (smooth <= th.freeze_ratio * med) & (smooth <= th.freeze_level)
     shortest = max(2, round(th.freeze_s * fps))
     out: list[Moment] = []
     start = None
@@ -219,12 +236,15 @@ def _cosine(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(x * y)) / math.sqrt(nx * ny) if nx > 0 and ny > 0 else 1.0
 
 
-def zoom_reversals(log_scale: Sequence[float], fps: float, th: EventThresholds) -> list[Moment]:
+def zoom_reversals(
+    log_scale: Sequence[float], inliers: Sequence[float], fps: float, th: EventThresholds
+) -> list[Moment]:
     """A zoom that turns back: the median zoom rates of four windows A, B, C, D around a pair
     (B before it, C from it on) change sign between B and C, keep speed, and are steady on
     both sides (A agrees with B, C with D: a handheld camera's breathing is not). The flow
     field of a slow zoom is too small for :class:`FlowTurns`."""
     rate = 100.0 * np.asarray(log_scale, dtype=np.float64)  # % per frame
+    held = np.asarray(inliers, dtype=np.float64)
     k = max(3, round(2 * th.reversal_window_s * fps))
     out: list[Moment] = []
     last = -4 * k
@@ -238,6 +258,7 @@ def zoom_reversals(log_scale: Sequence[float], fps: float, th: EventThresholds) 
             and slow >= th.zoom_reversal_pct
             and slow >= th.reversal_keep * fast
             and j - last > 2 * k
+            and float(np.median(held[j - 2 * k : j + 2 * k])) >= th.reversal_inliers
         ):
             out.append(Moment(j, "reversal", round(c / b, 3), -th.reversal_keep))
             last = j

@@ -256,9 +256,9 @@ def _moments(
     """Exposure steps, flicker, freezes and reversals, one per place."""
     moments: list[Moment] = [
         *gain_events(gains, fps, eth),
-        *freeze_events(series.warp_resid, fps, eth),
+        *freeze_events(series.still_diff, fps, eth),
         *turns.events(eth),
-        *zoom_reversals(series.log_scale, fps, eth),
+        *zoom_reversals(series.log_scale, series.inliers, fps, eth),
     ]
     out: list[Discontinuity] = []
     for m in moments:

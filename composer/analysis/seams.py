@@ -103,6 +103,7 @@ class PairSeries:
     log_scale: list[float] = field(default_factory=list)
     resid_area: list[float] = field(default_factory=list)
     warp_resid: list[float] = field(default_factory=list)
+    still_diff: list[float] = field(default_factory=list)
     inliers: list[float] = field(default_factory=list)
 
     def append(self, pair: PairMetrics, steps: float = 1.0) -> None:
@@ -119,6 +120,7 @@ class PairSeries:
         self.log_scale.append(math.log(max(pair.motion.scale, 1e-6)) / steps)
         self.resid_area.append(pair.motion.resid_area)
         self.warp_resid.append(pair.motion.warp_resid)
+        self.still_diff.append(pair.motion.still_diff)
         self.inliers.append(pair.motion.inliers)
 
     def __len__(self) -> int:
