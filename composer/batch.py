@@ -32,7 +32,15 @@ from composer.errors import ComposerError, EnvironmentProblem, PlanError
 from composer.export.manifest import Manifest
 from composer.files import write_json_atomic
 from composer.jobs.limits import Ledger, LocalLimits
-from composer.pipeline import Planned, Progress, RenderOptions, RenderResult, plan_render, run
+from composer.pipeline import (
+    Planned,
+    Progress,
+    RenderOptions,
+    RenderResult,
+    make_output_folder,
+    plan_render,
+    run,
+)
 
 BATCH_VERSION = 1
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
@@ -237,12 +245,7 @@ def _write_batch(
     names: list[str],
 ) -> Path:
     """``batch.json``: written when the batch starts (status running) and again when it ends."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"cannot create the output folder {root} ({exc.strerror}); choose another with -o"
-        ) from None
+    make_output_folder(root)
     uses = Counter(k for r in results for k in r.take_keys)
     data: dict[str, Any] = {
         "version": BATCH_VERSION,

@@ -316,6 +316,16 @@ def run(
     return finish(planned, generated, options, out, progress, generate_s=time.perf_counter() - started)
 
 
+def make_output_folder(out: Path) -> None:
+    """Create the output folder ``out``, or say which it is and what to do."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the output folder {out} ({exc.strerror}); choose another with -o"
+        ) from None
+
+
 def finish(
     planned: Planned,
     generated: Generated,
@@ -332,12 +342,7 @@ def finish(
     progress = on_progress or _quiet
     plan = planned.plan
     generated_at = time.perf_counter()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"cannot create the output folder {out} ({exc.strerror}); choose another with -o"
-        ) from None
+    make_output_folder(out)
     plan_path = out / "plan.json"
     write_plan(plan_path, plan)
     previous = {} if options.force else read_outputs(out / "manifest.json")
