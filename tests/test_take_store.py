@@ -23,6 +23,9 @@ import yaml
 from composer.sim import Simulator
 from tests.support import TINY_API_BOARD
 
+# Every test but the lease's pause renders in subprocesses (seconds each): the slow tier.
+pytestmark = pytest.mark.slow
+
 # The simulator renders' tiny two-scene board, under its own title.
 BOARD = {**TINY_API_BOARD, "title": "store"}
 KEY_ENV = {"GEMINI_API_KEY": "AIza-store-test-0123456789", "OPENAI_API_KEY": "sk-store-test-0123456789"}
