@@ -38,7 +38,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +63,6 @@ class LeaseLost(ComposerError):
 _HELD: ContextVar[tuple[Callable[[], bool], ...]] = ContextVar("composer_leases_held", default=())
 
 
-@contextlib.contextmanager
-def fenced(check: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, ``ensure_held`` also runs ``check`` (a heartbeat: False once taken over)."""
-    token = _HELD.set((*_HELD.get(), check))
-    try:
-        yield
-    finally:
-        _HELD.reset(token)
-
-
 async def ensure_held(what: str) -> None:
     """Raise ``LeaseLost`` unless every lease this task holds is still its own (before paid steps)."""
     for check in _HELD.get():
@@ -81,6 +71,29 @@ async def ensure_held(what: str) -> None:
                 f"{what}: another process took over making this take while this one was paused for "
                 "longer than the lease ttl; it is not created twice (waiting for that process's take)"
             )
+
+
+@contextlib.asynccontextmanager
+async def renewed_every(period_s: float, renew: Callable[[], bool], name: str) -> AsyncIterator[None]:
+    """Within the block, ``renew`` (a heartbeat: False once the lease was taken over) runs every
+    ``period_s`` seconds in the background until it fails, and before every paid step
+    (``ensure_held``)."""
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            if not await asyncio.to_thread(renew):
+                return
+
+    task = asyncio.create_task(heartbeat(), name=name)
+    token = _HELD.set((*_HELD.get(), renew))
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def default_ttl_s() -> float:
@@ -247,28 +260,16 @@ class Leases:
             info = self.try_acquire(key)
         holder = {"info": info}
 
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(self.ttl_s / 3)
-                renewed = await asyncio.to_thread(self.beat, holder["info"])
-                if renewed is None:
-                    return
-                holder["info"] = renewed
-
         def still_ours() -> bool:
             renewed = self.beat(holder["info"])
             if renewed is not None:
                 holder["info"] = renewed
             return renewed is not None
 
-        task = asyncio.create_task(heartbeat(), name=f"lease {key[:12]}")
         try:
-            with fenced(still_ours):
+            async with renewed_every(self.ttl_s / 3, still_ours, f"lease {key[:12]}"):
                 yield info
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
             self.release(holder["info"])
 
     def sweep(self) -> int:

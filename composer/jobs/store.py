@@ -31,7 +31,7 @@ from typing import Any
 
 from composer.errors import EnvironmentProblem
 from composer.jobs.cache import Take, TakeCache, file_sha256
-from composer.jobs.lease import DEFAULT_POLL_S, LeaseInfo, default_ttl_s, fenced
+from composer.jobs.lease import DEFAULT_POLL_S, LeaseInfo, default_ttl_s, renewed_every
 
 STORE_ENV = "COMPOSER_STORE"
 
@@ -179,28 +179,16 @@ class SharedStore:
         info, path = got
         state: dict[str, Any] = {"info": info}
 
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(self.ttl_s / 3)
-                renewed = await asyncio.to_thread(self._beat, state["info"], path)
-                if renewed is None:
-                    return
-                state["info"] = renewed
-
         def still_ours() -> bool:
             renewed = self._beat(state["info"], path)
             if renewed is not None:
                 state["info"] = renewed
             return renewed is not None
 
-        task = asyncio.create_task(heartbeat())
         try:
-            with fenced(still_ours):
+            async with renewed_every(self.ttl_s / 3, still_ours, f"store lease {key[:12]}"):
                 yield info
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self.fs.rm_file, path)
 
