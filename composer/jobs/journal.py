@@ -34,7 +34,7 @@ from typing import Literal, Protocol
 
 from composer.backends.base import GenerationRequest
 from composer.backends.remote import Operation
-from composer.files import fsync_folder, write_json_atomic
+from composer.files import fsync_folder, write_bytes_atomic
 from composer.models import Frozen
 
 JOURNAL_VERSION = 2
@@ -74,8 +74,8 @@ class JournalEntry(Frozen):
     updated_at: str = ""
 
 
-class SharedFolder(Protocol):
-    """A folder of small objects in a shared store (``store.StoreFolder``)."""
+class Folder(Protocol):
+    """A folder of small objects: a local one (:class:`LocalFolder`) or a store's (``store.StoreFolder``)."""
 
     def put(self, name: str, data: bytes) -> None: ...
     def get(self, name: str) -> bytes | None: ...
@@ -83,22 +83,40 @@ class SharedFolder(Protocol):
     def names(self) -> list[str]: ...
 
 
+class LocalFolder:
+    """Files in a local folder, each write and removal flushed to the disk with the folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, name: str, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(self.root / name, data, durable=True)
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def remove(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+        fsync_folder(self.root)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.root.glob("*")] if self.root.is_dir() else []
+
+
 class Journal:
     """Journal entries under ``root`` (one file per take key), or in ``shared`` when given."""
 
-    def __init__(self, root: Path, shared: SharedFolder | None = None) -> None:
-        self.root = root
-        self.shared = shared
-
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
+    def __init__(self, root: Path, shared: Folder | None = None) -> None:
+        self.folder: Folder = shared if shared is not None else LocalFolder(root)
 
     def get(self, key: str) -> JournalEntry | None:
         try:
-            if self.shared is not None:
-                data = self.shared.get(f"{key}.json")
-                return None if data is None else JournalEntry.model_validate_json(data)
-            return JournalEntry.model_validate_json(self.path(key).read_text(encoding="utf-8"))
+            data = self.folder.get(f"{key}.json")
+            return None if data is None else JournalEntry.model_validate_json(data)
         except (OSError, ValueError):
             return None
 
@@ -106,28 +124,16 @@ class Journal:
         stamped = entry.model_copy(
             update={"updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         )
-        if self.shared is not None:
-            self.shared.put(f"{entry.key}.json", stamped.model_dump_json().encode())
-            return stamped
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path(entry.key), stamped.model_dump(mode="json"), durable=True)
+        self.folder.put(f"{entry.key}.json", stamped.model_dump_json(indent=2).encode() + b"\n")
         return stamped
 
     def remove(self, key: str) -> None:
-        if self.shared is not None:
-            self.shared.remove(f"{key}.json")
-            return
-        self.path(key).unlink(missing_ok=True)
-        fsync_folder(self.root)
+        self.folder.remove(f"{key}.json")
 
     def pending(self) -> list[JournalEntry]:
         """Every entry (operations submitted by runs that did not finish)."""
-        if self.shared is not None:
-            names = sorted(n for n in self.shared.names() if n.endswith(".json"))
-        else:
-            names = sorted(p.name for p in self.root.glob("*.json"))
         entries = []
-        for name in names:
+        for name in sorted(n for n in self.folder.names() if n.endswith(".json")):
             entry = self.get(name.removesuffix(".json"))
             if entry is not None:
                 entries.append(entry)
