@@ -29,6 +29,9 @@ re-encode of *those* clips (``compose_full``):
 * ``foreign, matching``: clips encoded with composer's x264 settings but x264's default GOP of
   250 frames (an editor exporting at the same settings), joined the same way: cut from their
   IDR frames, never normalised;
+* ``spans alone``: the floor of each case, encoding only what composer must encode (the spans:
+  each fade and the incoming head up to its next IDR) side by side and nothing else, with its
+  ratio to the full re-encode: no re-join can beat it with composer's encoder;
 * the GOP file-size cost: the three clips encoded with composer's settings at an IDR every
   1 s, 2 s and every 250 frames, total bytes.
 
@@ -54,13 +57,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
 from composer import ffmpeg
 from composer.compose import smart
-from composer.compose.clips import compose_clips
-from composer.compose.graph import Copy, Leg, build
+from composer.compose.clips import clip_facts, compose_clips, plan_clips
+from composer.compose.graph import Copy, Leg, Span, build, smart_plan
 from composer.compose.normalize import normalize_take
 from composer.compose.render import compose_full
 
@@ -206,6 +210,35 @@ def encode_like_composer(source: Path, dest: Path, gop: int) -> Path:
     return dest
 
 
+def spans_alone(clips: list[Path], work: Path) -> float:
+    """The floor of a re-join: encoding only what composer must encode (its spans: each fade and
+    the incoming head up to its next IDR), side by side, with nothing else (no audio, copies,
+    concat or check). Wall seconds."""
+    comp, _, _ = plan_clips([clip_facts(p) for p in clips], crossfade_s=1)
+    legs = [
+        normalize_take(leg.path, smart.leg_spec(comp, i), cache_dir=work) for i, leg in enumerate(comp.legs)
+    ]
+    plan = smart_plan(comp, [leg.cut_points for leg in legs], [leg.end_points for leg in legs])
+    spans = [piece for piece in plan.pieces if isinstance(piece, Span)]
+
+    def encode(n: int) -> None:
+        inputs = smart._piece_inputs(spans[n], legs)
+        ffmpeg.encode_span(
+            inputs,
+            spans[n].fades,
+            comp.width,
+            comp.height,
+            comp.fps,
+            work / f"floor{n}.mp4",
+            single_thread=True,
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(spans)) as pool:
+        list(pool.map(encode, range(len(spans))))
+    return time.perf_counter() - started
+
+
 def bench_rejoin(
     paths: list[Path], frames: int, width: int, height: int, work: Path, repeat: int, gop_sizes: bool = True
 ) -> None:
@@ -223,6 +256,7 @@ def bench_rejoin(
     ]
     print(
         f"{'case':44} {'full s':>7} {'composer s':>11} {'x full':>7} {'encoded':>8} {'normalised':>11} {'clean':>6}"
+        f" {'spans alone s':>14} {'x full':>7}"
     )
     for name, clips in (("own outputs re-joined (1 s GOP)", own), ("foreign, matching, GOP 250", foreign)):
         comp = build([Leg(p, frames, True) for p in clips], [24, 24], width, height, FPS, True)
@@ -241,9 +275,11 @@ def bench_rejoin(
         normalised = sum("normalised" in note for note in result.notes)
         count, clean = _clean(result.path)
         exact = count == comp.frames and result.check.frames == comp.frames
+        floor = spans_alone(clips, work)
         print(
             f"{name:44} {full_s:7.2f} {took:11.2f} {full_s / took:7.1f} {result.check.encoded_frames:>8} "
             f"{normalised:>11} {'yes' if clean and exact and result.check.method == 'smart' else 'NO':>6}"
+            f" {floor:14.2f} {full_s / floor:7.1f}"
         )
         scores = ffmpeg.compare_video(work / f"full_{name[:3]}.mp4", result.path)
         windows = [s for j in comp.joins for s in scores[j.offset : j.offset + j.fade]]

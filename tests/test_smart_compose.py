@@ -55,10 +55,21 @@ def test_the_check_decodes_the_joins_and_only_the_bodies_nobody_has_decoded() ->
     plan = smart_plan(
         comp, [frozenset({*comp.layout.legs[i].keyframes, leg.frames}) for i, leg in enumerate(legs)]
     )
-    # The first second of every body; the span whole and a second past it, into the body after.
-    assert smart.join_windows(comp, plan) == [(0, 24), (48, 36), (114, 24)]
-    # Leg b's body came from a clip used as it is and never decoded: read it whole.
-    assert smart.join_windows(comp, plan, whole={1}) == [(0, 24), (48, 90)]
+    assert [(p.at, p.frames) for p in plan.pieces] == [(0, 48), (48, 12), (60, 54), (114, 50)]
+    # Every piece from the IDR that opens it, for JOIN_CHECK_FRAMES: the joins.
+    assert smart.JOIN_CHECK_FRAMES == 8
+    assert smart.join_windows(comp, plan) == [(0, 8), (48, 8), (60, 8), (114, 8)]
+    # Leg b's body came from a clip used as it is and never decoded: read it whole...
+    # (it meets c's join at 114: one range)
+    assert smart.join_windows(comp, plan, whole={1}) == [(0, 8), (48, 8), (60, 62)]
+    # ... but for the tail a span already decoded cleanly from the clip (b's frames [12, 66)).
+    assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(40, 66)]})[2] == (60, 28)
+    # Ranges that meet cover the body back to its start: only the join is read.
+    assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(30, 66), (0, 30)]})[2] == (60, 8)
+    # A gap stops the cover: frames [12, 50) were not decoded, so they are read.
+    assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(50, 66), (20, 40)]})[2] == (60, 38)
+    # Another leg's ranges say nothing about this one.
+    assert smart.join_windows(comp, plan, whole={1}, decoded={0: [(0, 66)]})[2] == (60, 62)
 
 
 def smart_span_part(leg: int, first: int, frames: int):  # small helper for readable expectations
@@ -515,6 +526,47 @@ def test_foreign_clips_with_other_gops_are_cut_and_mismatches_are_named(
         "or encoder settings) differ from composer's encoder",
     ]
     assert "clip 2 (foreign_444.mp4) normalised: pixel format" in mixed.check.reason
+
+
+def test_what_a_span_decoded_of_a_foreign_clip_is_not_decoded_again(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
+    raw = make_clip("foreign_raw", seconds=5, size="160x96", source="testsrc", audio_hz=660)
+    foreign = _encode_like_composer(raw, tmp_path / "foreign_gop40.mp4", gop=40)
+    own = _own_file(make_clip, tmp_path, "own_after", "testsrc2", 440)
+    comp = build([Leg(foreign, 120, True), Leg(own, 96, True)], [24], 160, 96, FPS, True)
+    result = smart.compose_smart(comp, tmp_path / "out.mp4", cache_dir=tmp_path / "norm")
+    assert result.reused_legs == 2
+    body, span = result.plan.pieces[0], result.plan.pieces[1]
+    assert isinstance(body, Copy) and (body.first, body.frames) == (0, 96)
+    assert isinstance(span, Span)
+    # The span decoded the foreign clip from its IDR at 80 to the end of the fade: the body's
+    # frames [80, 96) were decoded cleanly there, so the check reads only [0, 80) of it.
+    covered = smart.join_windows(comp, result.plan, whole={0}, decoded={0: [(80, 120)]})
+    assert covered == [(0, 80), (96, 8), (120, 8)]
+    assert result.decoded.frames == 96 < sum(n for _, n in smart.join_windows(comp, result.plan, whole={0}))
+    assert (result.decoded.errors, result.decoded.warnings) == ("", "")
+
+
+def test_a_span_encodes_its_blend_at_the_window_crf_and_a_head_at_the_bodies(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
+    clip = make_clip("span_src", seconds=3, size="160x96", audio_hz=None)
+    inputs = [ffmpeg.SpanInput(clip, 24, 12, 24), ffmpeg.SpanInput(clip, 0, 36, 0)]
+    window, head = tmp_path / "window.mp4", tmp_path / "head.mp4"
+    # All blend: one CRF for the window, no zones.
+    said = ffmpeg.encode_span(inputs[:1] + [ffmpeg.SpanInput(clip, 0, 12, 0)], [12], 160, 96, FPS, window)
+    assert said == ("", "")
+    # 12 blended frames, then the incoming clip alone for 24 more (a head up to its next IDR).
+    assert ffmpeg.encode_span(inputs, [12], 160, 96, FPS, head) == ("", "")
+    assert ffmpeg.packets(head).frames == 36
+    assert ffmpeg.packets(head).extradata == ffmpeg.packets(window).extradata
+    # x264 writes its settings into the stream: the bodies' CRF, the window's for frames 0-11.
+    settings = head.read_bytes()
+    assert f"crf={ffmpeg.X264_CRF}.0".encode() in settings
+    assert f"zones=0,11,crf={ffmpeg.WINDOW_CRF}".encode() in settings
+    assert f"crf={ffmpeg.WINDOW_CRF}.0".encode() in window.read_bytes()
+    assert b"zones=" not in window.read_bytes()
 
 
 def test_clips_whose_keyframes_leave_nothing_to_copy_take_the_full_path(

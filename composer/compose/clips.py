@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -162,7 +163,8 @@ def compose_clips(
     they are; the others are normalised once (the notes say which parameter forced it) into ``work_dir`` (kept, so a second run
     reuses them) or into a temporary folder beside ``dest`` (removed afterwards).
     """
-    clips = [clip_facts(Path(p)) for p in paths]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # probing is mostly waiting on the files
+        clips = list(pool.map(clip_facts, map(Path, paths)))
     comp, natural, notes = plan_clips(
         clips, crossfade_s=crossfade_s, length_s=length_s, cut_at=cut_at, width=width, height=height, fps=fps
     )

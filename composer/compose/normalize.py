@@ -152,9 +152,18 @@ def _edges(dest: Path, spec: NormSpec) -> tuple[Edge, ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=16)
+_reference_lock = threading.Lock()
+
+
 def reference_extradata(width: int, height: int, fps: Fraction) -> str:
     """The codec parameters (avcC) composer's encoder writes at this size and rate."""
+    # Locked: the legs are prepared on several threads, and each would probe the encoder.
+    with _reference_lock:
+        return _reference_extradata(width, height, fps)
+
+
+@lru_cache(maxsize=16)
+def _reference_extradata(width: int, height: int, fps: Fraction) -> str:
     return ffmpeg.encoder_extradata(width, height, fps)
 
 

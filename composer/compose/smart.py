@@ -20,11 +20,10 @@ What does not live here: ffmpeg command lines (``composer/ffmpeg/``), the frame 
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +37,13 @@ from composer.compose.normalize import Normalized, NormSpec, cache_path, normali
 #: Above this share of the output's frames re-encoded, the smart path is refused for the
 #: one-command full re-encode (its copies would save too little to pay for the joins' check).
 MOSTLY_ENCODED = 0.9
+
+#: Frames the decode check reads from where each piece starts (a copied body, or the piece
+#: after a re-encoded span): the IDR that opens it and the pictures decoded right after it,
+#: which is where a stitch goes wrong (parameter sets, timestamps, a reference across the join).
+#: Eight frames hold the IDR and a run of x264's B-frames (three in a row) with the P frames
+#: they lean on; the rest of a body is packets that decoded cleanly before.
+JOIN_CHECK_FRAMES = 8
 
 
 class SmartUnavailable(Exception):
@@ -188,26 +194,39 @@ def assemble(
                     leg.path, out, first=leg.offset + piece.first, frames=piece.frames, fps=comp.fps
                 )
                 progress.step(f"piece{n}", 1)(1)
-            else:
-                ffmpeg.encode_span(
-                    _piece_inputs(piece, legs),
-                    piece.fades,
-                    comp.width,
-                    comp.height,
-                    comp.fps,
-                    out,
-                    on_progress=progress.step(f"piece{n}", piece.frames),
-                    single_thread=True,
-                )
+                return
+            inputs = _piece_inputs(piece, legs)
+            said = ffmpeg.encode_span(
+                inputs,
+                piece.fades,
+                comp.width,
+                comp.height,
+                comp.fps,
+                out,
+                on_progress=progress.step(f"piece{n}", piece.frames),
+                single_thread=True,
+            )
+            if not any(said):  # the span decoded these frames of its clips without a word
+                with lock:
+                    for part, item in zip(piece.parts, inputs, strict=True):
+                        leg = legs[part.leg]
+                        if item.path == leg.path:
+                            decoded.setdefault(part.leg, []).append(
+                                (item.seek - leg.offset, part.first + part.frames)
+                            )
 
-        # One job per core, the longest first: the audio (one thread), then the spans (their
-        # decoders on one thread; x264 takes what is left), then the copies.
+        # Everything at once: the audio (one thread), the spans (their decoders on one thread;
+        # x264 takes what is left) and the copies share the cores as the kernel sees fit, so
+        # no job waits for a free worker while a core idles (a fixed pool of one job per core
+        # ran the second span only after the first, 0.4 s later at 1080p).
         jobs = [partial(mix, audio)] if audio else []
         jobs += [partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Span)]
         jobs += [
             partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct
         ]
-        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        lock = threading.Lock()
+        decoded: dict[int, list[tuple[int, int]]] = {}  # leg -> its frames [first, end) spans decoded
+        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             for done in [pool.submit(job) for job in jobs]:
                 done.result()
         for n, piece in enumerate(plan.pieces):
@@ -240,27 +259,32 @@ def assemble(
         if known_good
         else {i for i, leg in enumerate(legs) if leg.reused and not verified.known(leg.path)}
     )
-    return plan, check_joins(dest, comp, plan, whole=unchecked)
+    return plan, check_joins(dest, comp, plan, whole=unchecked, decoded=decoded)
 
 
-def join_windows(comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset()) -> list[tuple[int, int]]:
+def join_windows(
+    comp: Composition,
+    plan: SmartPlan,
+    whole: Set[int] = frozenset(),
+    decoded: Mapping[int, Sequence[tuple[int, int]]] | None = None,
+) -> list[tuple[int, int]]:
     """The ``(first frame, frames)`` ranges of the output that the decode check reads.
 
-    Every piece starts with an IDR frame. A re-encoded span is read whole and on for a second
-    into the piece after it, across that join; a copied body for its first second (the join
-    into it: the rest are packets that decoded cleanly before), or whole when it comes from a
-    leg in ``whole`` (a clip nobody has decoded yet). Overlaps merge.
+    Every piece starts with an IDR frame, and every piece is read from there for
+    ``JOIN_CHECK_FRAMES``: the join into it. That is where a stitch goes wrong; a
+    re-encoded span's later frames are what x264 has just written, and a copied body's are
+    packets that decoded cleanly before. A body from a leg in ``whole`` (a clip nobody has
+    decoded yet) is read whole, except for a tail that the spans already decoded cleanly from
+    the clip itself (``decoded``: leg -> its frame ranges ``[first, end)``; a span decodes the
+    outgoing clip from its last IDR before the fade, often most of a long GOP). The frame
+    count and timing of every piece are checked from the packets (``verify``). Overlaps merge.
     """
-    second = max(1, round(comp.fps))
     ranges: list[tuple[int, int]] = []
-    for n, piece in enumerate(plan.pieces):
-        if isinstance(piece, Span):
-            after = plan.pieces[n + 1].frames if n + 1 < len(plan.pieces) else 0
-            ranges.append((piece.at, piece.at + piece.frames + min(after, second)))
-        else:
-            ranges.append(
-                (piece.at, piece.at + (piece.frames if piece.leg in whole else min(piece.frames, second)))
-            )
+    for piece in plan.pieces:
+        read = min(piece.frames, JOIN_CHECK_FRAMES)
+        if isinstance(piece, Copy) and piece.leg in whole:
+            read = max(read, _not_decoded(piece, (decoded or {}).get(piece.leg, ())))
+        ranges.append((piece.at, piece.at + read))
     merged: list[tuple[int, int]] = []
     for first, end in ranges:
         if merged and first <= merged[-1][1]:
@@ -270,15 +294,29 @@ def join_windows(comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset
     return [(first, end - first) for first, end in merged]
 
 
+def _not_decoded(body: Copy, decoded: Sequence[tuple[int, int]]) -> int:
+    """How many of ``body``'s first frames are left once the tail that ``decoded`` covers,
+    without a gap, back from the body's end is taken off (the body's length if none is)."""
+    start = body.first + body.frames
+    while reach := [first for first, end in decoded if first < start <= end]:
+        start = min(reach)
+    return max(0, start - body.first)
+
+
 def check_joins(
-    dest: Path, comp: Composition, plan: SmartPlan, whole: Set[int] = frozenset()
+    dest: Path,
+    comp: Composition,
+    plan: SmartPlan,
+    whole: Set[int] = frozenset(),
+    decoded: Mapping[int, Sequence[tuple[int, int]]] | None = None,
 ) -> ffmpeg.DecodeReport:
     """Decode :func:`join_windows` of ``dest`` and its whole audio, side by side; one report.
 
     A window that gives fewer frames than it should is an error: a join lost pictures.
     """
-    windows = join_windows(comp, plan, whole)
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+    windows = join_windows(comp, plan, whole, decoded)
+    # All at once: short decodes, each mostly its own start-up and seek.
+    with ThreadPoolExecutor(max_workers=min(8, len(windows) + 1)) as pool:
         sound = pool.submit(ffmpeg.decode, dest, video=False) if comp.audio else None
         reports = list(pool.map(lambda w: ffmpeg.decode_range(dest, w[0], w[1], comp.fps), windows))
         audio = sound.result() if sound else None
