@@ -57,19 +57,19 @@ def test_the_check_decodes_the_joins_and_only_the_bodies_nobody_has_decoded() ->
     )
     assert [(p.at, p.frames) for p in plan.pieces] == [(0, 48), (48, 12), (60, 54), (114, 50)]
     # Every piece from the IDR that opens it, for JOIN_CHECK_FRAMES: the joins.
-    assert smart.JOIN_CHECK_FRAMES == 8
-    assert smart.join_windows(comp, plan) == [(0, 8), (48, 8), (60, 8), (114, 8)]
+    assert smart.JOIN_CHECK_FRAMES == 4
+    assert smart.join_windows(comp, plan) == [(0, 4), (48, 4), (60, 4), (114, 4)]
     # Leg b's body came from a clip used as it is and never decoded: read it whole...
     # (it meets c's join at 114: one range)
-    assert smart.join_windows(comp, plan, whole={1}) == [(0, 8), (48, 8), (60, 62)]
+    assert smart.join_windows(comp, plan, whole={1}) == [(0, 4), (48, 4), (60, 58)]
     # ... but for the tail a span already decoded cleanly from the clip (b's frames [12, 66)).
     assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(40, 66)]})[2] == (60, 28)
     # Ranges that meet cover the body back to its start: only the join is read.
-    assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(30, 66), (0, 30)]})[2] == (60, 8)
+    assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(30, 66), (0, 30)]})[2] == (60, 4)
     # A gap stops the cover: frames [12, 50) were not decoded, so they are read.
     assert smart.join_windows(comp, plan, whole={1}, decoded={1: [(50, 66), (20, 40)]})[2] == (60, 38)
     # Another leg's ranges say nothing about this one.
-    assert smart.join_windows(comp, plan, whole={1}, decoded={0: [(0, 66)]})[2] == (60, 62)
+    assert smart.join_windows(comp, plan, whole={1}, decoded={0: [(0, 66)]})[2] == (60, 58)
 
 
 def smart_span_part(leg: int, first: int, frames: int):  # small helper for readable expectations
@@ -543,8 +543,8 @@ def test_what_a_span_decoded_of_a_foreign_clip_is_not_decoded_again(
     # The span decoded the foreign clip from its IDR at 80 to the end of the fade: the body's
     # frames [80, 96) were decoded cleanly there, so the check reads only [0, 80) of it.
     covered = smart.join_windows(comp, result.plan, whole={0}, decoded={0: [(80, 120)]})
-    assert covered == [(0, 80), (96, 8), (120, 8)]
-    assert result.decoded.frames == 96 < sum(n for _, n in smart.join_windows(comp, result.plan, whole={0}))
+    assert covered == [(0, 80), (96, 4), (120, 4)]
+    assert result.decoded.frames == 88 < sum(n for _, n in smart.join_windows(comp, result.plan, whole={0}))
     assert (result.decoded.errors, result.decoded.warnings) == ("", "")
 
 
@@ -555,7 +555,7 @@ def test_a_span_encodes_its_blend_at_the_window_crf_and_a_head_at_the_bodies(
     inputs = [ffmpeg.SpanInput(clip, 24, 12, 24), ffmpeg.SpanInput(clip, 0, 36, 0)]
     window, head = tmp_path / "window.mp4", tmp_path / "head.mp4"
     # All blend: one CRF for the window, no zones.
-    said = ffmpeg.encode_span(inputs[:1] + [ffmpeg.SpanInput(clip, 0, 12, 0)], [12], 160, 96, FPS, window)
+    said = ffmpeg.encode_span([inputs[0], ffmpeg.SpanInput(clip, 0, 12, 0)], [12], 160, 96, FPS, window)
     assert said == ("", "")
     # 12 blended frames, then the incoming clip alone for 24 more (a head up to its next IDR).
     assert ffmpeg.encode_span(inputs, [12], 160, 96, FPS, head) == ("", "")

@@ -38,12 +38,14 @@ from composer.compose.normalize import Normalized, NormSpec, cache_path, normali
 #: one-command full re-encode (its copies would save too little to pay for the joins' check).
 MOSTLY_ENCODED = 0.9
 
-#: Frames the decode check reads from where each piece starts (a copied body, or the piece
-#: after a re-encoded span): the IDR that opens it and the pictures decoded right after it,
-#: which is where a stitch goes wrong (parameter sets, timestamps, a reference across the join).
-#: Eight frames hold the IDR and a run of x264's B-frames (three in a row) with the P frames
-#: they lean on; the rest of a body is packets that decoded cleanly before.
-JOIN_CHECK_FRAMES = 8
+#: Frames the decode check reads from where each piece starts (a copied body, a re-encoded
+#: span): the IDR that opens it and the packets decoded right after it, which is where a
+#: stitch goes wrong (parameter sets, a reference across the join; timestamps and frame
+#: counts are checked from the packets). Four pictures shown take the IDR, the P frame after
+#: it and the run of B-frames between (x264 puts three in a row), including any B-frame that
+#: would lean on the GOP before; the rest of a piece is packets that decoded cleanly before,
+#: or that x264 has just written.
+JOIN_CHECK_FRAMES = 4
 
 
 class SmartUnavailable(Exception):
