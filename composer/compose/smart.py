@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -55,7 +55,7 @@ class SmartUnavailable(Exception):
 @dataclass(frozen=True)
 class SmartResult:
     plan: SmartPlan
-    decoded: ffmpeg.DecodeReport  # the decoder's word on the joins (and unchecked bodies)
+    decoded: ffmpeg.DecodeReport  # the decoder's word on the joins and on bodies nobody had decoded
     normalized_frames: int  # frames encoded by normalisation during this call
     reused_legs: int  # legs whose clip already carried the output encoding
     normalize_s: float
@@ -177,6 +177,25 @@ def assemble(
     if progress is None:
         progress = _Progress(on_progress, comp.frames, _assembly_weights(comp, plan))
     direct = {n: part for n, piece in enumerate(plan.pieces) if (part := _direct_part(piece, legs))}
+    inputs = {n: _piece_inputs(p, legs) for n, p in enumerate(plan.pieces) if isinstance(p, Span)}
+    # Bodies copied from a clip nobody has decoded must be decoded once; composer's own checked
+    # outputs (verified.known) have been, in every part, and a render's takes too (known_good).
+    unchecked = (
+        set()
+        if known_good or not check
+        else {i for i, leg in enumerate(legs) if leg.reused and not verified.known(leg.path)}
+    )
+    # Of those, the spans will decode a tail (from the outgoing clip's last IDR before its fade);
+    # the rest is decoded from the clip itself beside the encodes, where a long span leaves a
+    # core idle, instead of from the output afterwards: the very same packets.
+    spanned = _span_reads(plan, legs, inputs)
+    prechecks = {
+        n: head
+        for n, piece in enumerate(plan.pieces)
+        if isinstance(piece, Copy)
+        and piece.leg in unchecked
+        and (head := _not_decoded(piece, spanned.get(piece.leg, ()))) > JOIN_CHECK_FRAMES
+    }
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.pieces.") as work:
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
         audio = Path(work) / "audio.m4a" if comp.audio else None
@@ -197,9 +216,8 @@ def assemble(
                 )
                 progress.step(f"piece{n}", 1)(1)
                 return
-            inputs = _piece_inputs(piece, legs)
             said = ffmpeg.encode_span(
-                inputs,
+                inputs[n],
                 piece.fades,
                 comp.width,
                 comp.height,
@@ -208,14 +226,20 @@ def assemble(
                 on_progress=progress.step(f"piece{n}", piece.frames),
                 single_thread=True,
             )
+            extradata[n] = ffmpeg.packets(out).extradata
             if not any(said):  # the span decoded these frames of its clips without a word
                 with lock:
-                    for part, item in zip(piece.parts, inputs, strict=True):
-                        leg = legs[part.leg]
-                        if item.path == leg.path:
-                            decoded.setdefault(part.leg, []).append(
-                                (item.seek - leg.offset, part.first + part.frames)
-                            )
+                    for leg, read in _span_reads(plan, legs, {n: inputs[n]}).items():
+                        decoded.setdefault(leg, []).extend(read)
+
+        def precheck(n: int) -> None:
+            piece, frames = plan.pieces[n], prechecks[n]
+            leg = legs[piece.leg]
+            report = ffmpeg.decode_range(leg.path, leg.offset + piece.first, frames, comp.fps)
+            if not (report.errors or report.warnings) and report.frames == frames:
+                with lock:
+                    decoded.setdefault(piece.leg, []).append((piece.first, piece.first + frames))
+                    prechecked.append(frames)
 
         # Everything at once: the audio (one thread), the spans (their decoders on one thread;
         # x264 takes what is left) and the copies share the cores as the kernel sees fit, so
@@ -226,19 +250,19 @@ def assemble(
         jobs += [
             partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct
         ]
+        jobs += [partial(precheck, n) for n in prechecks]
         lock = threading.Lock()
-        decoded: dict[int, list[tuple[int, int]]] = {}  # leg -> its frames [first, end) spans decoded
+        decoded: dict[int, list[tuple[int, int]]] = {}  # leg -> its frames [first, end) decoded cleanly
+        prechecked: list[int] = []  # frames of bodies decoded cleanly from their clips
+        extradata: dict[int, str] = {}  # span piece -> the codec parameters x264 wrote
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             for done in [pool.submit(job) for job in jobs]:
                 done.result()
-        for n, piece in enumerate(plan.pieces):
-            if isinstance(piece, Span):
-                extradata = ffmpeg.packets(files[n]).extradata
-                if extradata != reference:  # x264 chose other parameters: joining would glitch
-                    raise SmartUnavailable(
-                        f"a re-encoded crossfade got codec parameters that differ from the bodies' "
-                        f"({extradata} vs {reference})"
-                    )
+        for got in extradata.values():
+            if got != reference:  # x264 chose other parameters: joining would glitch
+                raise SmartUnavailable(
+                    f"a re-encoded crossfade got codec parameters that differ from the bodies' ({got} vs {reference})"
+                )
         parts = [
             direct.get(n) or ffmpeg.ConcatPart(files[n], piece.frames) for n, piece in enumerate(plan.pieces)
         ]
@@ -254,14 +278,24 @@ def assemble(
             progress.step(f"piece{n}", 1)(1)
     if not check:
         return plan, None
-    # Bodies copied from a clip nobody has decoded are decoded whole; composer's own checked
-    # outputs (verified.known) have been, in every part.
-    unchecked = (
-        set()
-        if known_good
-        else {i for i, leg in enumerate(legs) if leg.reused and not verified.known(leg.path)}
-    )
-    return plan, check_joins(dest, comp, plan, whole=unchecked, decoded=decoded)
+    report = check_joins(dest, comp, plan, whole=unchecked, decoded=decoded)
+    return plan, replace(report, frames=report.frames + sum(prechecked))
+
+
+def _span_reads(
+    plan: SmartPlan, legs: Sequence[Normalized], inputs: Mapping[int, Sequence[ffmpeg.SpanInput]]
+) -> dict[int, list[tuple[int, int]]]:
+    """leg -> the frames ``[first, end)`` of its own file that the spans in ``inputs`` (piece ->
+    its inputs) decode: from the IDR each seeks to, to the last frame it uses."""
+    reads: dict[int, list[tuple[int, int]]] = {}
+    for n, items in inputs.items():
+        piece = plan.pieces[n]
+        assert isinstance(piece, Span)
+        for part, item in zip(piece.parts, items, strict=True):
+            leg = legs[part.leg]
+            if item.path == leg.path:  # not a lossless edge file
+                reads.setdefault(part.leg, []).append((item.seek - leg.offset, part.first + part.frames))
+    return reads
 
 
 def join_windows(
@@ -320,6 +354,7 @@ def check_joins(
     # All at once: short decodes, each mostly its own start-up and seek.
     with ThreadPoolExecutor(max_workers=min(8, len(windows) + 1)) as pool:
         sound = pool.submit(ffmpeg.decode, dest, video=False) if comp.audio else None
+        pool.submit(ffmpeg.packets, dest)  # remembered for verify(), which counts frames from it
         reports = list(pool.map(lambda w: ffmpeg.decode_range(dest, w[0], w[1], comp.fps), windows))
         audio = sound.result() if sound else None
     errors = [r.errors for r in reports if r.errors]
