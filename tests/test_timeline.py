@@ -500,10 +500,16 @@ def test_fcpxml_and_edl_read_back_with_the_adapters(
         assert [c.name for c in clips] == [f"{s.id} {s.scene_id}" for s in output.segments]
         assert sum(_frames(c.source_range.duration) for c in clips) == _frames(project.duration()) == 144
 
-    # EDL: one per output, with the dissolves (an EDL starts a dissolve at the cut).
+    # EDL: one per output, with the dissolves (an EDL starts a dissolve at the cut), every event
+    # picture and sound (AA/V: the reader makes the stereo track two mono tracks, A1 and A2).
     for path, output in zip(edls, plan.outputs, strict=True):
         edl = otio.adapters.read_from_file(str(path), rate=24)
-        [track] = edl.tracks
+        assert [(t.name, t.kind) for t in edl.tracks] == [("V", "Video"), ("A1", "Audio"), ("A2", "Audio")]
+        track = edl.tracks[0]
+        for sound in edl.tracks[1:]:
+            assert [(type(i).__name__, i.name, i.duration()) for i in sound] == [
+                (type(i).__name__, i.name, i.duration()) for i in track
+            ]
         clips = list(track.find_clips())
         fades = [i for i in track if isinstance(i, otio.schema.Transition)]
         assert len(clips) == len(output.segments)
@@ -620,13 +626,13 @@ def test_edl_reels_name_one_file_each_and_locators_are_at_record_time(
         rows = list(csv.DictReader(table.open()))
         reels = {r["reel"]: r["file"] for r in rows}
         assert len(reels) == len(rows) and len(set(reels.values())) == len(rows)
-        [track] = otio.adapters.read_from_file(str(edl), rate=24).tracks
+        track = otio.adapters.read_from_file(str(edl), rate=24).tracks[0]
         for clip in track.find_clips():
             # OTIO's reader gives a dissolve's incoming clip the outgoing file; the reel is right.
             assert Path(reels[clip.metadata["cmx_3600"]["reel"]]).name.startswith(clip.name.split()[0])
     [edl, _] = timeline.export(drifty_run, "edl", tmp_path / "d.edl")
     spec = timeline.describe_run(timeline.load_run(drifty_run))
-    [clip] = otio.adapters.read_from_file(str(edl), rate=24).find_clips()
+    [clip] = otio.adapters.read_from_file(str(edl), rate=24).tracks[0].find_clips()
     assert [m.marked_range.start_time.value for m in clip.markers] == [
         m.frame for m in spec.tracks[0].markers
     ]

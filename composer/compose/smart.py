@@ -186,8 +186,8 @@ def assemble(
         else {i for i, leg in enumerate(legs) if leg.reused and not verified.known(leg.path)}
     )
     # Of those, the spans will decode a tail (from the outgoing clip's last IDR before its fade);
-    # the rest is decoded from the clip itself beside the encodes, where a long span leaves a
-    # core idle, instead of from the output afterwards: the very same packets.
+    # the rest is decoded from the clip itself beside the encodes instead of from the output
+    # afterwards: the very same packets, and free on a machine with cores to spare.
     spanned = _span_reads(plan, legs, inputs)
     prechecks = {
         n: head
@@ -199,6 +199,10 @@ def assemble(
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.stem}.pieces.") as work:
         files = [Path(work) / f"piece{n:03d}.mp4" for n in range(len(plan.pieces))]
         audio = Path(work) / "audio.m4a" if comp.audio else None
+        lock = threading.Lock()  # for the three below, filled by the jobs
+        decoded: dict[int, list[tuple[int, int]]] = {}  # leg -> its frames [first, end) decoded cleanly
+        prechecked: list[int] = []  # frames of bodies decoded cleanly from their clips
+        extradata: dict[int, str] = {}  # span piece -> the codec parameters x264 wrote
 
         def mix(path: Path) -> None:
             legs = [ffmpeg.LegInput(leg.path, leg.frames, leg.has_audio, leg.start) for leg in comp.legs]
@@ -251,10 +255,6 @@ def assemble(
             partial(make, n) for n, p in enumerate(plan.pieces) if isinstance(p, Copy) and n not in direct
         ]
         jobs += [partial(precheck, n) for n in prechecks]
-        lock = threading.Lock()
-        decoded: dict[int, list[tuple[int, int]]] = {}  # leg -> its frames [first, end) decoded cleanly
-        prechecked: list[int] = []  # frames of bodies decoded cleanly from their clips
-        extradata: dict[int, str] = {}  # span piece -> the codec parameters x264 wrote
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             for done in [pool.submit(job) for job in jobs]:
                 done.result()

@@ -184,6 +184,12 @@ def decode(path: Path, *, video: bool = True) -> DecodeReport:
     return _decode_report(cmd)
 
 
+#: Ranges up to this many frames are decoded on one thread: frame threads pay off only with
+#: many frames in flight (8 noisy 1080p frames: 0.34 CPU-s on one thread, 0.52 on three), and
+#: the joins' check decodes its short ranges side by side anyway.
+SHORT_RANGE = 48
+
+
 def decode_range(path: Path, first: int, frames: int, fps: Fraction) -> DecodeReport:
     """Decode ``frames`` video frames from frame ``first``, which must be a keyframe.
 
@@ -196,12 +202,6 @@ def decode_range(path: Path, first: int, frames: int, fps: Fraction) -> DecodeRe
     cmd += ["-skip_loop_filter", "all", "-ss", seek_text(first, fps), "-i", str(path)]
     cmd += ["-map", "0:v:0", "-frames:v", str(frames), "-f", "null", "-"]
     return _decode_report(cmd)
-
-
-#: Ranges up to this many frames are decoded on one thread: frame threads pay off only with
-#: many frames in flight (8 noisy 1080p frames: 0.34 CPU-s on one thread, 0.52 on three), and
-#: the joins' check decodes its short ranges side by side anyway.
-SHORT_RANGE = 48
 
 
 def _decode_report(cmd: list[str]) -> DecodeReport:

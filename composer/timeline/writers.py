@@ -166,6 +166,11 @@ def _xmeml_formats(text: str, spec: TimelineSpec) -> str:
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n{body}\n'
 
 
+#: An event line's channel field (the adapter writes ``V`` for every video event):
+#: ``001  REEL____ V     C ...`` (edit number, reel padded to 8, channel padded to 5).
+_EVENT_CHANNEL = re.compile(r"^(\d{3}  .{8} )V {4}(?= [CD] )", re.MULTILINE)
+
+
 def _edl_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
     """One EDL per output: a unique reel per take, the reel -> file table beside it (CSV), and
     the markers as ``* LOC:`` lines at their record timecode (where they show on the sequence),
@@ -186,6 +191,11 @@ def _edl_texts(otio: Any, spec: TimelineSpec, dest: Path) -> Texts:
                 )
         _one_line_names(timeline)
         text = otio.adapters.write_to_string(timeline, "cmx_3600")
+        if spec.audio:
+            # The adapter writes the first track only. The sound is cut and dissolved exactly as
+            # the picture, so every event carries both: channel AA/V (picture and the two audio
+            # channels of the take's stereo track), as editors conform picture-and-sound edits.
+            text = _EVENT_CHANNEL.sub(r"\1AA/V ", text)
         # Readers (OTIO's among them) refuse comments before the first event, so the reel table
         # is the file beside; each event's FROM CLIP / TO CLIP comments name its reel's file too.
         title, _, rest = text.partition("\n\n")
