@@ -15,10 +15,10 @@ The driver (this process) plans every storyboard, then for each one submits:
 
 One actor, :class:`LimitsKeeper`, on the driver's node, holds the batch's
 :class:`~composer.jobs.limits.Ledger` (the budget) and
-:class:`~composer.jobs.limits.RateWindow` (creates per minute) and counts the operations in
-flight; every generation task reaches it through :class:`ClusterLimits`, the cluster's
-:class:`~composer.jobs.limits.Limits`. The policy is the one a single process uses; only the
-place it lives differs.
+:class:`~composer.jobs.limits.RateWindow` per backend (creates per minute: each service has
+its own quota) and counts the operations in flight; every generation task reaches it through
+:class:`ClusterLimits`, the cluster's :class:`~composer.jobs.limits.Limits`. The policy is the
+one a single process uses; only the place it lives differs.
 
 Failures: a generation task whose node dies is run again by Ray on another node. The take
 store's leases of the dead node lapse (at once on the same host, after their ttl elsewhere),
@@ -73,9 +73,12 @@ def _ray() -> Any:
 class LimitsKeeper:
     """The batch's limits and progress, in one actor (its methods run one at a time)."""
 
-    def __init__(self, budget_usd: float | None, requests_per_minute: int | None, concurrency: int) -> None:
+    def __init__(
+        self, budget_usd: float | None, requests_per_minute: dict[str, int | None], concurrency: int
+    ) -> None:
         self.ledger = Ledger(budget_usd)
-        self.window = RateWindow(requests_per_minute)
+        # One minute of creates per service: each has its own quota (a batch may mix backends).
+        self.windows = {service: RateWindow(rpm) for service, rpm in requests_per_minute.items()}
         self.concurrency = max(1, concurrency)
         self.slots: dict[str, str] = {}  # token -> the node holding it
         self.progress: dict[str, tuple[str, float, float, str]] = {}
@@ -98,8 +101,8 @@ class LimitsKeeper:
     def release_slot(self, token: str) -> None:
         self.slots.pop(token, None)
 
-    def rate(self) -> float:
-        return self.window.take()
+    def rate(self, service: str) -> float:
+        return self.windows.setdefault(service, RateWindow(None)).take()
 
     def reserve(self, cost: float, what: str, key: str) -> str | None:
         try:
@@ -132,8 +135,9 @@ class ClusterLimits(Limits):
     before it is sent; settling is sent without waiting (the actor runs one caller's calls in order).
     """
 
-    def __init__(self, keeper: Any) -> None:
+    def __init__(self, keeper: Any, service: str) -> None:
         self.keeper = keeper
+        self.service = service  # whose minute of creates this storyboard's creates count in
         self._node: str | None = None
 
     def _node_id(self) -> str:
@@ -152,7 +156,7 @@ class ClusterLimits(Limits):
             self.keeper.release_slot.remote(token)
 
     async def rate(self) -> None:
-        while (wait := await self.keeper.rate.remote()) > 0:
+        while (wait := await self.keeper.rate.remote(self.service)) > 0:
             await asyncio.sleep(wait)
 
     def reserve(self, cost: float, what: str, key: str) -> None:
@@ -197,7 +201,13 @@ def _generate(planned: Planned, options: RenderOptions, name: str, keeper: Any) 
 
     node = ray.util.get_node_ip_address()
     try:
-        generated = pipeline.generate(planned.plan, options, report, limits=ClusterLimits(keeper), node=node)
+        generated = pipeline.generate(
+            planned.plan,
+            options,
+            report,
+            limits=ClusterLimits(keeper, planned.plan.generation.backend),
+            node=node,
+        )
     except ComposerError as exc:
         return _Failed(type(exc).__name__, str(exc)), time.perf_counter() - began
     if generated.failure is not None:
@@ -303,7 +313,8 @@ def _probe(address: str, host: str, port: int) -> None:
 
 
 def _rpm(options: RenderOptions, backend: str) -> int | None:
-    """Creates per minute for the batch: --rpm, else the official service's declared quota."""
+    """Creates per minute for one service in the batch: --rpm, else the official service's
+    declared quota."""
     if options.jobs.requests_per_minute:
         return options.jobs.requests_per_minute
     if options.base_url is not None:
@@ -345,11 +356,11 @@ def _render_batch(
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    backend = planned[0].plan.generation.backend
+    backends = {plan.plan.generation.backend for plan in planned}
     keeper = (
         ray.remote(LimitsKeeper)
         .options(num_cpus=0, scheduling_strategy=here)
-        .remote(options.jobs.budget_usd, _rpm(options, backend), options.jobs.concurrency)
+        .remote(options.jobs.budget_usd, {b: _rpm(options, b) for b in backends}, options.jobs.concurrency)
     )
     api_units = ray.cluster_resources().get(API_RESOURCE, 0)
     generate_task = ray.remote(_generate)

@@ -58,3 +58,16 @@ def test_local_limits_serve_renders_run_one_after_another() -> None:
     asyncio.run(one_render())
     asyncio.run(one_render())  # a new event loop: the slots are made again for it
     assert held == [1, 1]
+
+
+def test_the_cluster_keeper_counts_each_services_minute_apart() -> None:
+    from composer.cluster import LimitsKeeper
+
+    # A batch mixing backends: each service has its own quota, the budget is shared.
+    keeper = LimitsKeeper(1.0, {"gemini": 2, "openai": 1, "local": None}, concurrency=4)
+    assert [keeper.rate("gemini"), keeper.rate("gemini")] == [0.0, 0.0]
+    assert keeper.rate("gemini") > 0  # gemini's third create this minute waits...
+    assert keeper.rate("openai") == 0.0  # ... while openai's first goes
+    assert keeper.rate("openai") > 0
+    assert all(keeper.rate("local") == 0.0 for _ in range(10))  # no quota
+    assert keeper.reserve(0.6, "a", "k1") is None and keeper.reserve(0.6, "b", "k2") is not None
