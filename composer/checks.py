@@ -9,15 +9,19 @@ For each attempt at a segment it measures, on the final take of the chain:
 * the seam with the segment it continues from (``seam.previous``): the earlier take up to the
   frame the new one starts from, then the new take.
 
-and keeps the full measurements per take key for the report. What does not live here: the
-metrics themselves (``analysis/``) or the policy (``decide.py``).
+and keeps the full measurements per take key for the report. The measuring may be handed to
+another machine (``ContinuityJudge.offload``; a Ray cluster's tasks, ``composer/cluster.py``),
+which runs :func:`measure_detached` on a copy of the judge and sends back what it measured.
+What does not live here: the metrics themselves (``analysis/``) or the policy (``decide.py``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -136,6 +140,11 @@ class ContinuityJudge:
         self.store = store  # where measurements are kept, so a render run again does not redo them
         self.fps = parse_fps(plan.output.fps)
         self.results: dict[str, TakeChecks] = {}
+        self.judged_on: dict[str, str] = {}  # take key -> the machine that measured it
+        self.node = ""  # this machine's name, for judged_on
+        # Where else a take may be measured: called with a detached copy of the judge, it
+        # returns what measure_detached returned there (or None: measure it here).
+        self.offload: Offload | None = None
         self._lock = threading.Lock()
 
     # A judge travels between stages (the report reads its results), perhaps to another
@@ -179,7 +188,15 @@ class ContinuityJudge:
                 with self._lock:
                     self.results[takes[-1].key] = stored
                 return checks
-        checks = self._measure(segment, takes, previous)
+        far = self.offload(self.detached(), segment, takes, previous) if self.offload else None
+        if far is None:
+            checks, node = self._measure(segment, takes, previous), self.node
+        else:
+            checks, stored, node = far
+            with self._lock:
+                self.results[takes[-1].key] = stored
+        with self._lock:
+            self.judged_on[takes[-1].key] = node
         if path is not None:
             stored = self.results[takes[-1].key]
             write_json_atomic(
@@ -191,6 +208,14 @@ class ContinuityJudge:
                 },
             )
         return checks
+
+    def detached(self) -> ContinuityJudge:
+        """A copy that measures and nothing else: no results kept so far, no store, no offload
+        (small to send to another machine)."""
+        twin = copy.copy(self)
+        twin.results, twin.judged_on, twin.store, twin.offload = {}, {}, None, None
+        twin._lock = threading.Lock()
+        return twin
 
     def _measure(self, segment: Segment, takes: list[Take], previous: Take | None) -> list[Check]:
         final = takes[-1]
@@ -235,3 +260,21 @@ class ContinuityJudge:
         return seam_from_frames(
             [f.bgr for f in before], [f.bgr for f in after], float(self.fps), self.seam_th, t_s=0.0
         )
+
+
+Offload = Callable[
+    [ContinuityJudge, Segment, list[Take], Take | None], tuple[list[Check], TakeChecks, str] | None
+]
+
+
+def measure_detached(
+    judge: ContinuityJudge, segment: Segment, takes: list[Take], previous: Take | None, node: str
+) -> tuple[list[Check], TakeChecks, str] | None:
+    """Measure on this machine for a judge elsewhere (``judge``: its :meth:`detached` copy):
+    (checks, measurements, ``node``), or None when this machine does not see the takes' files
+    (a take store in object storage keeps them in each node's own cache)."""
+    needed = [*takes, *([previous] if previous is not None else [])]
+    if not all(Path(take.path).is_file() for take in needed):
+        return None
+    checks = judge._measure(segment, takes, previous)
+    return checks, judge.results[takes[-1].key], node

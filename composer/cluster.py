@@ -8,6 +8,10 @@ The driver (this process) plans every storyboard, then for each one submits:
    has room (``SPREAD``), asking for one CPU and, where the cluster declares it, one unit of
    the ``composer_api`` resource (a node started with ``--resources '{"composer_api": N}'``
    runs at most N storyboards' API work at once);
+   Its judge measures each take in a **judging task** of its own (``SPREAD``, on the CPU its
+   waiting generation task holds), on any node, where that node sees the take's file (a shared folder); a node
+   that does not (object storage: each node's own cache) hands it back, and it is measured
+   where it was made. Each take records where it was judged (``judged_on``);
 2. a **composition task** (``pipeline.finish``: compose, manifest, report, timeline) on the
    driver's node, so the outputs land in the driver's ``-o DIR``; takes another node made are
    found in the shared take store (a shared ``COMPOSER_CACHE`` folder, or pulled from
@@ -48,11 +52,14 @@ from typing import Any
 from composer import pipeline
 from composer.backends import calls_service
 from composer.batch import BatchProgress, BatchProgressFn, StoryboardResult, storyboard_result
+from composer.checks import ContinuityJudge, TakeChecks, measure_detached
+from composer.decide import Check
 from composer.errors import BudgetExceeded, ComposerError, EnvironmentProblem, GenerationError
 from composer.jobs.cache import Take, TakeCache
 from composer.jobs.limits import Ledger, Limits, RateWindow
 from composer.jobs.store import SharedStore, store_url
 from composer.pipeline import Generated, Planned, Progress, RenderOptions
+from composer.plan.model import Segment
 
 #: The custom resource a node declares for storyboards' API work (``ray start --resources``).
 API_RESOURCE = "composer_api"
@@ -207,12 +214,39 @@ def _generate(planned: Planned, options: RenderOptions, name: str, keeper: Any) 
             report,
             limits=ClusterLimits(keeper, planned.plan.generation.backend),
             node=node,
+            judge_offload=_judge_elsewhere,
         )
     except ComposerError as exc:
         return _Failed(type(exc).__name__, str(exc)), time.perf_counter() - began
     if generated.failure is not None:
         generated = _replace_failure(generated, _portable(generated.failure))
     return generated, time.perf_counter() - began
+
+
+def _judge(
+    judge: ContinuityJudge, segment: Segment, takes: list[Take], previous: Take | None
+) -> tuple[list[Check], TakeChecks, str] | None:
+    """The judging task: measure a take on this node (None: this node does not see its file)."""
+    return measure_detached(judge, segment, takes, previous, _ray().util.get_node_ip_address())
+
+
+def _judge_elsewhere(
+    judge: ContinuityJudge, segment: Segment, takes: list[Take], previous: Take | None
+) -> tuple[list[Check], TakeChecks, str] | None:
+    """Judging as a task spread over the nodes (``SPREAD``), called from a generation task's
+    judging thread, which waits for it. It declares no CPU of its own: the waiting generation
+    task holds one already, and when generation tasks fill a node's CPUs (both storyboards on
+    the head once the worker died, in tests/test_cluster.py) a judging task that asked for one
+    more waited forever. Measuring is a pure function of the take's file: a node that dies
+    mid-measure costs a retry, never money."""
+    ray = _ray()
+    task = ray.remote(_judge).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
+    try:
+        return ray.get(task.remote(judge, segment, takes, previous))
+    except ComposerError:
+        raise  # the take itself is at fault (Ray's error is also the original's class)
+    except Exception:
+        return None  # the cluster could not run it (its retries spent): measured here
 
 
 def _replace_failure(generated: Generated, failure: ComposerError) -> Generated:

@@ -41,7 +41,7 @@ from composer import ffmpeg
 from composer._version import __version__
 from composer.backends import encodes_output, registry
 from composer.backends.remote import RemoteBackend
-from composer.checks import ContinuityJudge
+from composer.checks import ContinuityJudge, Offload
 from composer.compose.render import compose_output, prepare_step, prepare_take
 from composer.errors import ComposerError, EnvironmentProblem, Interrupted, PlanError, StoryboardError
 from composer.export.manifest import Manifest, read_outputs, versions
@@ -468,6 +468,7 @@ def generate(
     *,
     limits: Limits | None = None,
     node: str | None = None,
+    judge_offload: Offload | None = None,
 ) -> Generated:
     """Make every segment of ``plan`` (or take it from the cache), judge it, and make it again
     when a check fails; kept takes are brought to the output's encoding in the background.
@@ -475,6 +476,7 @@ def generate(
     ``limits`` (operations in flight, creates per minute, the budget) may be shared with other
     renders (a batch, a cluster's actor); by default they are this render's, from
     ``options.jobs``. ``node`` names this machine in the takes' records (default: the host name).
+    ``judge_offload`` lets the judge measure a take on another machine (a cluster's task).
 
     A failure that stops the run (a refused request, the budget) is returned, not raised, once
     the operations in flight are finished and cached; Ctrl-C raises
@@ -518,6 +520,7 @@ def generate(
     # The budget reads the instance's prices (jobs/remote.py), so overrides must reach it too.
     instance.capabilities = instance.capabilities.with_prices(options.prices)
     judge = ContinuityJudge(plan, settings.overrides(), store=cache.root / "checks")
+    judge.node, judge.offload = node_name, judge_offload
     # Encode once: each take is brought to the output's encoding (keyframes where its
     # crossfades fall) in the background while other segments are still being generated, so
     # composing afterwards mostly copies. It starts as soon as a chain is complete, while the
@@ -619,6 +622,7 @@ def generate(
         normalizer.shutdown(wait=True, cancel_futures=True)
     order = {s.id: i for i, s in enumerate(plan.segments)}
     records.sort(key=lambda r: (order[r.segment], r.chunk))
+    records = [r.model_copy(update={"judged_on": judge.judged_on.get(r.key, "")}) for r in records]
     return Generated(
         result=result,
         takes=records,

@@ -110,6 +110,10 @@ def test_two_storyboards_render_across_two_nodes_frame_exact_each_take_created_o
     takes = all_takes(batch)
     # Both nodes made takes, and each take says where it was made.
     assert {t["node"] for t in takes} == {"127.0.0.2", WORKER}
+    # Every take (each the whole chain of its segment here) was judged in a task of its own,
+    # on whichever node had room, and says which.
+    judged = [t["judged_on"] for t in takes]
+    assert all(judged) and set(judged) <= {"127.0.0.2", WORKER}, judged
     keys = {t["key"] for t in takes}
     assert len(created(sim)) == len(keys) == 8
     assert most_at_once(sim) >= 3  # the two storyboards' operations ran side by side

@@ -85,3 +85,41 @@ def test_render_reads_the_storyboard_once(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(pipeline, "load_storyboard", counting)
     assert main(["render", str(board), "-o", str(tmp_path / "out")]) == 0
     assert calls == [board]
+
+
+def test_the_judge_measures_where_it_is_handed_and_keeps_what_comes_back(tmp_path: Path) -> None:
+    # A cluster hands each take's measuring to a task on another node: the judge sends a
+    # detached copy (it must pickle), the other side measures with measure_detached, and what
+    # comes back is kept exactly as if it had been measured here.
+    from composer.checks import measure_detached
+
+    board = tmp_path / "stages.yaml"
+    board.write_text(yaml.safe_dump(BOARD))
+    planned = pipeline.plan_render(read_source(board), pipeline.RenderOptions(max_attempts=1, workers=1))
+    calls: list[str] = []
+
+    def elsewhere(judge, segment, takes, previous):  # type: ignore[no-untyped-def]
+        calls.append(takes[-1].key)
+        assert judge.results == {} and judge.store is None  # a small copy travels
+        return shipped(measure_detached(shipped(judge), segment, takes, previous, "node-b"))
+
+    def unseen(judge, segment, takes, previous):  # type: ignore[no-untyped-def]
+        calls.append(takes[-1].key)
+        return measure_detached(
+            judge,
+            segment,
+            [t.model_copy(update={"path": tmp_path / "gone.mp4"}) for t in takes],
+            None,
+            "node-c",
+        )
+
+    results = {}
+    for name, offload in (("here", None), ("far", elsewhere), ("unseen", unseen)):
+        options = pipeline.RenderOptions(max_attempts=1, workers=1, cache_dir=tmp_path / name)
+        generated = pipeline.generate(planned.plan, options, node="node-a", judge_offload=offload)
+        [judged] = [t for t in generated.takes if t.judged_on]
+        results[name] = (judged.judged_on, generated.judge.results[judged.key].analysis.drift)
+    assert len(calls) == 2
+    assert results["here"][0] == "node-a" and results["unseen"][0] == "node-a"  # measured here
+    assert results["far"][0] == "node-b"
+    assert results["far"][1] == results["here"][1] == results["unseen"][1]  # the same measurement

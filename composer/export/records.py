@@ -47,6 +47,11 @@ class TakeRecord(Frozen):
         description="The machine (a Ray node's address in a cluster, else the host name) that made the "
         "take, or found it in the cache.",
     )
+    judged_on: str = Field(
+        "",
+        description="The machine that measured this take's drift and seams, when it is the last take of an "
+        "attempt judged in this render (a cluster hands judging to whichever node has room).",
+    )
 
 
 class SegmentRecord(Frozen):
