@@ -192,10 +192,10 @@ class ContinuityJudge:
         if far is None:
             checks, node = self._measure(segment, takes, previous), self.node
         else:
-            checks, stored, node = far
-            with self._lock:
-                self.results[takes[-1].key] = stored
+            checks, measured, node = far
         with self._lock:
+            if far is not None:
+                self.results[takes[-1].key] = measured
             self.judged_on[takes[-1].key] = node
         if path is not None:
             stored = self.results[takes[-1].key]

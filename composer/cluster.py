@@ -9,9 +9,9 @@ The driver (this process) plans every storyboard, then for each one submits:
    the ``composer_api`` resource (a node started with ``--resources '{"composer_api": N}'``
    runs at most N storyboards' API work at once);
    Its judge measures each take in a **judging task** of its own (``SPREAD``, on the CPU its
-   waiting generation task holds), on any node, where that node sees the take's file (a shared folder); a node
-   that does not (object storage: each node's own cache) hands it back, and it is measured
-   where it was made. Each take records where it was judged (``judged_on``);
+   waiting generation task holds), on any node that sees the take's file (a shared folder);
+   a node that does not (object storage: each node's own cache) hands it back, and it is
+   measured where it was made. Each take records where it was judged (``judged_on``);
 2. a **composition task** (``pipeline.finish``: compose, manifest, report, timeline) on the
    driver's node, so the outputs land in the driver's ``-o DIR``; takes another node made are
    found in the shared take store (a shared ``COMPOSER_CACHE`` folder, or pulled from
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import pickle
 import socket
@@ -230,6 +231,12 @@ def _judge(
     return measure_detached(judge, segment, takes, previous, _ray().util.get_node_ip_address())
 
 
+@functools.cache
+def _judging_task() -> Any:
+    """The judging task, made once per process (every take of every storyboard calls it)."""
+    return _ray().remote(_judge).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
+
+
 def _judge_elsewhere(
     judge: ContinuityJudge, segment: Segment, takes: list[Take], previous: Take | None
 ) -> tuple[list[Check], TakeChecks, str] | None:
@@ -239,10 +246,8 @@ def _judge_elsewhere(
     the head once the worker died, in tests/test_cluster.py) a judging task that asked for one
     more waited forever. Measuring is a pure function of the take's file: a node that dies
     mid-measure costs a retry, never money."""
-    ray = _ray()
-    task = ray.remote(_judge).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
     try:
-        return ray.get(task.remote(judge, segment, takes, previous))
+        return _ray().get(_judging_task().remote(judge, segment, takes, previous))
     except ComposerError:
         raise  # the take itself is at fault (Ray's error is also the original's class)
     except Exception:
